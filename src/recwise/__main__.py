@@ -1,0 +1,5 @@
+import sys
+
+from recwise.cli import main
+
+sys.exit(main())

@@ -1,0 +1,6 @@
+"""Shared layers: the generic blocks every model may use (paper-specific blocks stay in model files)."""
+
+from recwise.nn.embedding import FeatureEmbedding
+from recwise.nn.mlp import MLP, activation
+
+__all__ = ["MLP", "FeatureEmbedding", "activation"]
