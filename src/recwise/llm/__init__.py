@@ -1,0 +1,64 @@
+"""The LLM layer: text generation and text embeddings behind one interface, with a disk cache.
+
+- :class:`Generator` (``generate``/``sample``): prompts or chats in, texts out, through a
+  :class:`LocalBackend` (SmolLM2-135M or Gemma 3 270M GGUF via transformers, or any local
+  model) or an :class:`HttpBackend` (any OpenAI-compatible server).
+- :class:`Encoder` (``encode``): texts in, unit-norm vectors out (all-MiniLM-L6-v2 locally,
+  or a server's embeddings endpoint).
+- :class:`LLMCache`: one SQLite file; a re-run makes zero model calls.
+- Parsing helpers with bounded retries and a recorded fallback: :func:`ask_choice`,
+  :func:`ask_json`, :func:`ask_number`, :func:`ask_latlon`, :func:`ask_reasoning`.
+- ``recwise llm serve`` exposes the local backend as an OpenAI-compatible server.
+
+Heavy dependencies (torch model loading, transformers, sentence-transformers, httpx,
+FastAPI) are imported only when a backend or the server is built.
+"""
+
+from __future__ import annotations
+
+from recwise.llm._cache import CacheStats, LLMCache, cache_key, default_cache_path
+from recwise.llm._encoder import Encoder, EncoderBackend, LocalEncoderBackend, l2_normalise
+from recwise.llm._factory import EncoderConfig, GeneratorConfig, load_encoder, load_generator
+from recwise.llm._generator import (
+    Backend,
+    Completion,
+    GenerationParams,
+    Generator,
+    LLMError,
+    Message,
+    Prompt,
+    Row,
+    params_from_mapping,
+)
+from recwise.llm._http import HttpBackend, HttpClient, HttpEncoderBackend
+from recwise.llm._local import LocalBackend, resolve_model, select_device
+
+__all__ = [
+    "Backend",
+    "CacheStats",
+    "Completion",
+    "Encoder",
+    "EncoderBackend",
+    "EncoderConfig",
+    "GenerationParams",
+    "Generator",
+    "GeneratorConfig",
+    "HttpBackend",
+    "HttpClient",
+    "HttpEncoderBackend",
+    "LLMCache",
+    "LLMError",
+    "LocalBackend",
+    "LocalEncoderBackend",
+    "Message",
+    "Prompt",
+    "Row",
+    "cache_key",
+    "default_cache_path",
+    "l2_normalise",
+    "load_encoder",
+    "load_generator",
+    "params_from_mapping",
+    "resolve_model",
+    "select_device",
+]

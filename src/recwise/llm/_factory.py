@@ -1,0 +1,142 @@
+"""Typed configs and the two entry points, :func:`load_generator` and :func:`load_encoder`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from recwise.config import config_from_dict
+from recwise.llm._cache import LLMCache
+
+__all__ = ["EncoderConfig", "GeneratorConfig", "load_encoder", "load_generator"]
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """How to build a :class:`~recwise.llm.Generator`.
+
+    Parameters
+    ----------
+    backend : {"local", "http"}, default "local"
+    model : str, default "smollm2"
+        Local: ``smollm2``, ``gemma3``, a ``.gguf`` file or a HF folder. HTTP: the server's model
+        name (empty: ``$RECWISE_LLM_MODEL``).
+    device : {"auto", "cpu", "cuda"}, default "auto"
+        Local backend only.
+    batch_size : int, default 8
+        Local backend: rows per forward batch.
+    base_url, api_key : str or None
+        HTTP backend; default from ``$RECWISE_LLM_BASE_URL`` / ``$RECWISE_LLM_API_KEY``.
+    timeout_s, max_retries, backoff_s, max_retry_after_s, concurrency
+        HTTP backend; see :class:`~recwise.llm.HttpClient`.
+    plain_endpoint : {"completions", "chat"}, default "completions"
+        HTTP backend: where plain-text prompts go.
+    cache : bool, default True
+        Use the disk cache.
+    cache_path : str or None
+        Cache file; default ``$RECWISE_HOME/llm-cache.sqlite``.
+    """
+
+    backend: Literal["local", "http"] = "local"
+    model: str = "smollm2"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = 8
+    base_url: str | None = None
+    api_key: str | None = None
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    backoff_s: float = 0.5
+    max_retry_after_s: float = 60.0
+    concurrency: int = 4
+    plain_endpoint: Literal["completions", "chat"] = "completions"
+    cache: bool = True
+    cache_path: str | None = None
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How to build an :class:`~recwise.llm.Encoder` (fields as in :class:`GeneratorConfig`).
+
+    ``model`` defaults to ``minilm`` (all-MiniLM-L6-v2); ``batch_size`` to 64;
+    ``show_progress`` shows a progress bar over batches.
+    """
+
+    backend: Literal["local", "http"] = "local"
+    model: str = "minilm"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = 64
+    base_url: str | None = None
+    api_key: str | None = None
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    backoff_s: float = 0.5
+    max_retry_after_s: float = 60.0
+    concurrency: int = 4
+    show_progress: bool = True
+    cache: bool = True
+    cache_path: str | None = None
+
+
+def _as_config(cls: Any, config: Any, overrides: Mapping[str, Any]) -> Any:
+    if config is None:
+        return config_from_dict(cls, dict(overrides))
+    if isinstance(config, Mapping):
+        return config_from_dict(cls, {**config, **overrides})
+    if overrides:
+        from recwise.config import replace
+
+        return replace(config, **overrides)
+    return config
+
+
+def _http_options(cfg: GeneratorConfig | EncoderConfig) -> dict[str, Any]:
+    return {
+        "base_url": cfg.base_url,
+        "api_key": cfg.api_key,
+        "timeout_s": cfg.timeout_s,
+        "max_retries": cfg.max_retries,
+        "backoff_s": cfg.backoff_s,
+        "max_retry_after_s": cfg.max_retry_after_s,
+        "concurrency": cfg.concurrency,
+    }
+
+
+def load_generator(config: GeneratorConfig | Mapping[str, Any] | None = None, **overrides: Any) -> Any:
+    """Build a :class:`~recwise.llm.Generator` from a config (object, dict or keyword overrides).
+
+    Examples
+    --------
+    >>> gen = load_generator(model="smollm2", cache_path="/tmp/c.sqlite")  # doctest: +SKIP
+    """
+    from recwise.llm._generator import Generator
+
+    cfg: GeneratorConfig = _as_config(GeneratorConfig, config, overrides)
+    backend: Any
+    if cfg.backend == "local":
+        from recwise.llm._local import LocalBackend
+
+        backend = LocalBackend(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
+    else:
+        from recwise.llm._http import HttpBackend
+
+        backend = HttpBackend(cfg.model or None, plain_endpoint=cfg.plain_endpoint, **_http_options(cfg))
+    return Generator(backend, LLMCache(cfg.cache_path) if cfg.cache else None)
+
+
+def load_encoder(config: EncoderConfig | Mapping[str, Any] | None = None, **overrides: Any) -> Any:
+    """Build an :class:`~recwise.llm.Encoder` from a config (object, dict or keyword overrides)."""
+    from recwise.llm._encoder import Encoder
+
+    cfg: EncoderConfig = _as_config(EncoderConfig, config, overrides)
+    backend: Any
+    if cfg.backend == "local":
+        from recwise.llm._encoder import LocalEncoderBackend
+
+        backend = LocalEncoderBackend(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
+    else:
+        from recwise.llm._http import HttpEncoderBackend
+
+        backend = HttpEncoderBackend(cfg.model or None, **_http_options(cfg))
+    cache = LLMCache(cfg.cache_path) if cfg.cache else None
+    return Encoder(backend, cache, batch_size=cfg.batch_size, show_progress=cfg.show_progress)
