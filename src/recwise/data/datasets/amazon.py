@@ -100,7 +100,8 @@ def _read(raw_dir: Path) -> RawData:
             for col in SPARSE:
                 if df[col].null_count():
                     row = int(df[col].is_null().arg_true()[0])
-                    raise DataError(f"raw file {path}: column '{col}' has a missing value (first at data row {row + 1})")
+                    raise DataError(f"raw file {path}: column '{col}' has a missing value "
+                                    f"(first at data row {row + 1})")
             labels.append(binary_label(df["overall"], path, threshold=3))
             scenarios.append(np.full(df.height, i, dtype=np.int64))
             frames.append(df.select(SPARSE))

@@ -137,8 +137,9 @@ def _find(raw: Path) -> list[Path]:
 
 def _int_column(df: pl.DataFrame, col: str, path: Path) -> pl.DataFrame:
     s = df[col]
-    if s.null_count() or (s.dtype.is_float() and s.is_nan().any()):
-        row = int((s.is_null() | (s.is_nan() if s.dtype.is_float() else s.is_null())).arg_true()[0])
+    missing = s.is_null() | s.is_nan() if s.dtype.is_float() else s.is_null()
+    if missing.any():
+        row = int(missing.arg_true()[0])
         raise DataError(f"raw file {path}: column '{col}' has a missing/NaN value (first at data row {row + 1})")
     cast = s.cast(pl.Int64, strict=False)
     bad = cast.is_null() | (s.cast(pl.Float64, strict=False) != cast.cast(pl.Float64))
@@ -152,9 +153,10 @@ def _read_raw(files: list[Path]) -> pl.DataFrame:
     log_path, users_path, videos_path = files
     log = read_csv(log_path, columns=LOG_COLUMNS).select(LOG_COLUMNS)
     users = read_csv(users_path, columns=USER_COLUMNS).select(USER_COLUMNS)
-    users = users.with_columns(
-        [pl.col(c).cast(pl.Float64, strict=False).fill_null(v) if users[c].dtype.is_numeric() else pl.col(c).fill_null(str(v))
-         for c, v in ONEHOT_FILL.items()])
+    users = users.with_columns([
+        pl.col(c).fill_null(v) if users[c].dtype.is_numeric() else pl.col(c).fill_null(str(v))
+        for c, v in ONEHOT_FILL.items()
+    ])
     videos = read_csv(videos_path, columns=VIDEO_COLUMNS).select(VIDEO_COLUMNS)
     videos = videos.with_columns([pl.col(c).fill_null(v) for c, v in VIDEO_FILL.items()])
     for df, path, cols in ((log, log_path, ("user_id", "video_id")), (users, users_path, ("user_id",)),

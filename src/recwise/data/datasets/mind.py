@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from recwise.data.datasets._base import (
@@ -64,8 +63,8 @@ def _find(raw: Path) -> list[Path]:
     dev = [p for p in folders if "dev" in p.name.lower()]
     if train or dev:
         if len(train) != 1 or len(dev) != 1:
-            raise DataError(f"MIND in {raw}: expected one train and one dev folder; found train {[p.name for p in train]}, "
-                            f"dev {[p.name for p in dev]}")
+            raise DataError(f"MIND in {raw}: expected one train and one dev folder; found train "
+                            f"{[p.name for p in train]}, dev {[p.name for p in dev]}")
         files = []
         for folder in (train[0], dev[0]):
             pair = _pair(folder)
@@ -82,7 +81,7 @@ def _find(raw: Path) -> list[Path]:
     )
 
 
-def _read_folder(behaviors_path: Path, news_path: Path) -> tuple[pl.DataFrame, np.ndarray]:
+def _read_folder(behaviors_path: Path, news_path: Path) -> pl.DataFrame:
     behaviors = read_csv(behaviors_path, separator="\t", has_header=False, quote_char=None, infer_schema=False,
                          new_columns=BEHAVIOR_COLUMNS)
     for col in ("User_ID", "impressions"):
@@ -93,16 +92,18 @@ def _read_folder(behaviors_path: Path, news_path: Path) -> tuple[pl.DataFrame, n
     rows = (behaviors.select("User_ID", pl.col("impressions").str.strip_chars().str.split(" ").alias("item"))
             .explode("item").filter(pl.col("item") != ""))
     parts = rows["item"].str.split_exact("-", 1)
-    rows = rows.with_columns(parts.struct.field("field_0").alias("News_ID"), parts.struct.field("field_1").alias("flag"))
+    rows = rows.with_columns(parts.struct.field("field_0").alias("News_ID"),
+                             parts.struct.field("field_1").alias("flag"))
     if rows["flag"].null_count():
         token = rows.filter(pl.col("flag").is_null())["item"][0]
         raise DataError(f"raw file {behaviors_path}: column 'impressions' has {token!r} without a -0/-1 click flag "
                         f"(MIND's test set has no labels: use the train and dev folders)")
     label = binary_label(rows["flag"], behaviors_path)
     news = read_csv(news_path, separator="\t", has_header=False, quote_char=None, infer_schema=False,
-                    new_columns=NEWS_COLUMNS).select("News_ID", "Category", "SubCategory").unique("News_ID", keep="first")
+                    new_columns=NEWS_COLUMNS)
+    news = news.select("News_ID", "Category", "SubCategory").unique("News_ID", keep="first")
     rows = rows.with_columns(label=pl.Series(label)).join(news, on="News_ID", how="left", maintain_order="left")
-    return rows.select("User_ID", "News_ID", "Category", "SubCategory", "label"), label
+    return rows.select("User_ID", "News_ID", "Category", "SubCategory", "label")
 
 
 def _read(raw_dir: Path) -> RawData:
@@ -113,7 +114,7 @@ def _read(raw_dir: Path) -> RawData:
         df = df.with_columns(label=pl.Series(binary_label(df["label"], path)))
     else:
         path = files[0]
-        df = pl.concat([_read_folder(files[i], files[i + 1])[0] for i in range(0, len(files), 2)])
+        df = pl.concat([_read_folder(files[i], files[i + 1]) for i in range(0, len(files), 2)])
     df = df.filter(pl.col("Category").is_in(CATEGORIES))
     if df.height == 0:
         raise DataError(f"raw file {path}: no row has a Category in {list(CATEGORIES)}")
