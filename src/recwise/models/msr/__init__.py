@@ -4,6 +4,7 @@ from recwise.models.msr import (  # noqa: F401
     baselines,
     epnet,
     hamur,
+    m3oe,
     mmoe,
     ple,
     ppnet,
