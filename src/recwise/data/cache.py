@@ -102,19 +102,21 @@ def _safe(name: str) -> str:
 
 def load_prepared(folder: Path, *, mmap: bool = True) -> Prepared:
     """Load a prepared dataset; a missing or corrupt entry is a DataError naming the file."""
-    meta_path = folder / "meta.json"
     hint = f"delete {folder} and run again to rebuild it"
+    current = folder / "meta.json"
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        schema = Schema.from_json((folder / "schema.json").read_text(encoding="utf-8"))
-        columns = {
-            name: np.load(folder / f"{_safe(name)}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
-            for name in meta["columns"]
-        }
-        with np.load(folder / "split.npz", allow_pickle=False) as z:
+        meta = json.loads(current.read_text(encoding="utf-8"))
+        current = folder / "schema.json"
+        schema = Schema.from_json(current.read_text(encoding="utf-8"))
+        columns = {}
+        for name in meta["columns"]:
+            current = folder / f"{_safe(name)}.npy"
+            columns[name] = np.load(current, mmap_mode="r" if mmap else None, allow_pickle=False)
+        current = folder / "split.npz"
+        with np.load(current, allow_pickle=False) as z:
             splits = {k: z[k] for k in z.files}
-    except FileNotFoundError as exc:
-        raise DataError(f"prepared data incomplete: {exc.filename} is missing; {hint}") from None
-    except (ValueError, KeyError, OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"prepared data in {folder} is corrupt ({exc}); {hint}") from None
+    except FileNotFoundError:
+        raise DataError(f"prepared data incomplete: {current} is missing; {hint}") from None
+    except (ValueError, KeyError, OSError, EOFError, json.JSONDecodeError) as exc:
+        raise DataError(f"prepared data file {current} is corrupt ({str(exc).splitlines()[0][:120]}); {hint}") from None
     return Prepared(Table(schema, columns), splits, meta)

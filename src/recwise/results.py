@@ -1,0 +1,112 @@
+"""Result rows and the files they are written to (``results.csv``, markdown summaries)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+from recwise.errors import DataError
+
+__all__ = ["COLUMNS", "ResultRow", "read_results", "summary_markdown", "write_results"]
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    task: str
+    dataset: str
+    model: str
+    seed: int
+    split: str
+    segment: str  # "all", "scenario=<i>", "k=<k>", "len=<group>"
+    metric: str
+    value: float
+
+
+COLUMNS = tuple(f.name for f in fields(ResultRow))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_results(path: Path, rows: Iterable[ResultRow]) -> None:
+    """Write rows as CSV with the standard columns, atomically."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in rows:
+        w.writerow([f"{v:.6f}" if isinstance(v, float) else v for v in astuple(r)])
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_results(path: Path) -> list[ResultRow]:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if tuple(reader.fieldnames or ()) != COLUMNS:
+                raise DataError(f"{path}: expected columns {','.join(COLUMNS)}; got {reader.fieldnames}")
+            return [
+                ResultRow(r["task"], r["dataset"], r["model"], int(r["seed"]), r["split"], r["segment"], r["metric"],
+                          float(r["value"]))
+                for r in reader
+            ]
+    except (ValueError, KeyError) as exc:
+        raise DataError(f"{path}: malformed results file ({exc}); delete it to rebuild") from None
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    vals = [v for v in values if not math.isnan(v)]
+    if not vals:
+        return float("nan"), float("nan")
+    m = sum(vals) / len(vals)
+    s = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+    return m, s
+
+
+def summary_markdown(rows: list[ResultRow], *, split: str = "test", metrics: tuple[str, ...] = ("auc", "logloss")) -> str:
+    """A table of mean ± std over seeds: one row per model, one column per (segment, metric)."""
+    groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    seeds: dict[str, set[int]] = defaultdict(set)
+    segments: list[str] = []
+    for r in rows:
+        if r.split != split or r.metric not in metrics:
+            continue
+        groups[(r.model, r.segment, r.metric)].append(r.value)
+        seeds[r.model].add(r.seed)
+        if r.segment not in segments:
+            segments.append(r.segment)
+    segments.sort(key=lambda s: (s != "all", s))
+    models = sorted(seeds)
+    cols = [(s, m) for m in metrics for s in segments]
+    best: dict[tuple[str, str], float] = {}
+    for s, m in cols:
+        means = [_mean_std(groups[(mod, s, m)])[0] for mod in models if groups.get((mod, s, m))]
+        means = [v for v in means if not math.isnan(v)]
+        if means:
+            best[(s, m)] = max(means) if m == "auc" else min(means)
+    lines = ["| model | seeds | " + " | ".join(f"{m} {s}" for s, m in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for mod in models:
+        cells = []
+        for s, m in cols:
+            vals = groups.get((mod, s, m))
+            if not vals:
+                cells.append("-")
+                continue
+            mean, std = _mean_std(vals)
+            cell = f"{mean:.4f} ± {std:.4f}"
+            cells.append(f"**{cell}**" if best.get((s, m)) == mean else cell)
+        lines.append(f"| {mod} | {len(seeds[mod])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

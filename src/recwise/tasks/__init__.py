@@ -1,0 +1,1 @@
+"""Protocols: what is trained on what and what is measured."""

@@ -1,0 +1,143 @@
+"""The multi-scenario CTR protocol of Scenario-Wise Rec, made fair.
+
+Every model is measured the same way: the dataset's fixed split (made once from ``split_seed``,
+independent of the training seed), BCE on logits, early stopping on overall validation AUC with
+the best weights restored, and test AUC / logloss overall and per scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+import recwise
+from recwise.config import config_from_dict, config_hash, config_to_dict
+from recwise.data.cache import Prepared
+from recwise.data.table import Batch
+from recwise.errors import ConfigError
+from recwise.metrics import auc, logloss
+from recwise.registry import get_model
+from recwise.results import ResultRow, atomic_write_text, write_results
+from recwise.train import TrainConfig, Trainer, predict, save_model, seed_everything
+
+__all__ = ["MSRRun", "bce_loss", "evaluate", "load_preset", "run"]
+
+TASK = "msr"
+PRESETS = Path(__file__).resolve().parent.parent / "configs" / "msr"
+
+
+@dataclass(frozen=True)
+class MSRRun:
+    """One cell: a dataset, a model and a seed, plus options."""
+
+    dataset: str = "ml-100k"
+    model: str = "star"
+    seed: int = 0
+    data_dir: str | None = None
+    split_seed: int = 2022
+
+
+def load_preset(dataset: str, model: str) -> dict[str, dict[str, Any]]:
+    """The YAML preset for a dataset: ``train:`` options and ``models: {name: options}``."""
+    path = PRESETS / f"{dataset}.yaml"
+    if not path.exists():
+        return {"train": {}, "model": {}}
+    data = yaml.safe_load(path.read_text()) or {}
+    return {"train": dict(data.get("train") or {}), "model": dict((data.get("models") or {}).get(model) or {})}
+
+
+def split_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``train.x=..`` / ``model.y=..`` overrides; a bare key goes to train."""
+    train, model = {}, {}
+    for key, value in overrides.items():
+        scope, _, name = key.rpartition(".")
+        if scope in ("", "train"):
+            train[name] = value
+        elif scope == "model":
+            model[name] = value
+        else:
+            raise ConfigError(f"--set key {key!r} must start with 'train.' or 'model.'")
+    return train, model
+
+
+def bce_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
+    loss = nn.functional.binary_cross_entropy_with_logits(model(batch), batch["label"])
+    extra = model.extra_loss()
+    return loss + extra if extra is not None else loss
+
+
+def evaluate(model: nn.Module, data: Batch, n_scenarios: int, batch_size: int) -> dict[str, dict[str, float]]:
+    """AUC and logloss overall (``all``) and per scenario (``scenario=<i>``)."""
+    prob = 1.0 / (1.0 + np.exp(-predict(model, data, batch_size).astype(np.float64)))
+    label = data["label"].numpy()
+    scen = data["scenario"].numpy()
+    out = {"all": {"auc": auc(label, prob), "logloss": logloss(label, prob)}}
+    for s in range(n_scenarios):
+        m = scen == s
+        out[f"scenario={s}"] = {"auc": auc(label[m], prob[m]), "logloss": logloss(label[m], prob[m]),
+                                "rows": float(m.sum())}
+    return out
+
+
+def run(
+    cell: MSRRun,
+    prepared: Prepared,
+    *,
+    train_options: dict[str, Any] | None = None,
+    model_options: dict[str, Any] | None = None,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> list[ResultRow]:
+    """Train and test one model on one dataset with one seed; returns result rows.
+
+    ``out_dir`` receives ``results.csv``, ``run.json`` (configs, hash, timings, version), the best
+    model (``model.safetensors`` + ``model.json``) and the per-epoch ``checkpoint/``.
+    """
+    preset = load_preset(cell.dataset, cell.model)
+    tcfg = config_from_dict(TrainConfig, {**preset["train"], **(train_options or {}), "seed": cell.seed}, where="train")
+    cls = get_model(TASK, cell.model)
+    mcfg = config_from_dict(cls.Config, {**preset["model"], **(model_options or {})}, where="model")
+    schema = prepared.table.schema
+    train, val, test = (prepared.part(s).tensors() for s in ("train", "val", "test"))
+    n_scen = schema.num_scenarios
+    seed_everything(cell.seed)
+    model = cls(schema, mcfg)
+
+    def monitor(m: nn.Module) -> float:
+        return evaluate(m, val, n_scen, tcfg.eval_batch_size)["all"]["auc"]
+
+    trainer = Trainer(model, tcfg, loss_fn=bce_loss, monitor=monitor, mode="max", run_dir=out_dir,
+                      progress=progress, extra_state={"model": cell.model, "mcfg": config_to_dict(mcfg),
+                                                      "data": prepared.meta.get("key")})
+    t0 = time.perf_counter()
+    result = trainer.fit(train, resume=resume)
+    wall = time.perf_counter() - t0
+    rows: list[ResultRow] = []
+    for split, data in (("val", val), ("test", test)):
+        for segment, metrics in evaluate(model, data, n_scen, tcfg.eval_batch_size).items():
+            for metric in ("auc", "logloss"):
+                rows.append(ResultRow(TASK, cell.dataset, cell.model, cell.seed, split, segment, metric, metrics[metric]))
+    if out_dir is not None:
+        save_model(out_dir / "model", model)
+        write_results(out_dir / "results.csv", rows)
+        info = {
+            "task": TASK, "dataset": cell.dataset, "model": cell.model, "seed": cell.seed,
+            "split_seed": cell.split_seed, "data_key": prepared.meta.get("key"),
+            "train_config": config_to_dict(tcfg), "model_config": config_to_dict(mcfg),
+            "config_hash": config_hash(tcfg, mcfg, {"dataset": cell.dataset, "model": cell.model}),
+            "version": recwise.__version__, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early, "wall_seconds": wall, "train_seconds": result.train_seconds,
+            "train_samples_per_second": result.train_samples / max(result.train_seconds, 1e-9),
+            "history": result.history,
+        }
+        atomic_write_text(out_dir / "run.json", json.dumps(info, indent=1, default=list))
+    return rows

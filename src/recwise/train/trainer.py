@@ -1,0 +1,199 @@
+"""The one training loop.
+
+Adam with weight decay, early stopping on a validation score chosen by the task, best weights
+always restored (also when the epoch budget runs out first, unlike the original), a checkpoint
+per epoch, and ``resume`` that ends with the same numbers as an uninterrupted run: every epoch's
+batch order comes from ``(seed, epoch)``, and the optimizer, RNG and early-stopping state are
+saved with the weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from recwise.config import config_hash
+from recwise.data.table import Batch, BatchLoader
+from recwise.errors import CheckpointError, ConfigError
+from recwise.train.checkpoint import load_training_state, save_training_state
+
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "predict", "resolve_device", "seed_everything"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training options; defaults are Scenario-Wise Rec's scripts except ``epochs`` (theirs is 1)."""
+
+    epochs: int = 50
+    batch_size: int = 4096
+    eval_batch_size: int = 16384
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    patience: int = 4  # epochs without a strict improvement before stopping
+    seed: int = 2022
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"option 'train.{name}' must be >= 1; got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"option 'train.lr' must be > 0; got {self.lr}")
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_score: float
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def train_seconds(self) -> float:
+        return float(sum(h["train_seconds"] for h in self.history))
+
+    @property
+    def train_samples(self) -> int:
+        return int(sum(h["train_samples"] for h in self.history))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"option 'train.device' is {name!r} but CUDA is not available; use cpu or auto")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: Batch, batch_size: int = 16384, device: torch.device | None = None) -> np.ndarray:
+    """Model outputs (logits) for every row, in row order, in eval mode."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = [model({k: v.to(device) for k, v in b.items()}).float().cpu() for b in BatchLoader(data, batch_size)]
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+
+
+class Trainer:
+    """Fit ``model`` on a tensor dict with ``loss_fn``, selecting on ``monitor``.
+
+    Parameters
+    ----------
+    model : nn.Module
+    config : TrainConfig
+    loss_fn : callable (model, batch) -> scalar tensor
+    monitor : callable (model) -> float
+        The validation score, computed after every epoch.
+    mode : "max" or "min", default "max"
+        Whether a larger monitor value is better.
+    run_dir : Path, optional
+        Where the per-epoch checkpoint lives (``run_dir/checkpoint``); no checkpoints when None.
+    progress : bool, default True
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        *,
+        loss_fn: Callable[[nn.Module, Batch], torch.Tensor],
+        monitor: Callable[[nn.Module], float],
+        mode: Literal["max", "min"] = "max",
+        run_dir: Path | None = None,
+        progress: bool = True,
+        extra_state: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.loss_fn = loss_fn
+        self.monitor = monitor
+        self.sign = 1.0 if mode == "max" else -1.0
+        self.run_dir = run_dir
+        self.progress = progress
+        self.fingerprint = config_hash(config, extra_state or {})
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        return self.run_dir / "checkpoint" if self.run_dir is not None else None
+
+    def fit(self, train: Batch, *, resume: bool = False) -> TrainResult:
+        c = self.config
+        loader = BatchLoader(train, c.batch_size, shuffle=True, seed=c.seed, device=self.device)
+        best_state = copy.deepcopy(self.model.state_dict())
+        best_score, best_epoch, bad, start = -float("inf"), -1, 0, 0
+        history: list[dict[str, float]] = []
+        ckpt = self.checkpoint_dir
+        if resume:
+            if ckpt is None or not (ckpt.exists() or ckpt.with_name(ckpt.name + ".old").exists()):
+                raise CheckpointError(f"--resume given but no checkpoint in {self.run_dir}; run without --resume")
+            state, best_state = load_training_state(ckpt, model=self.model, optimizer=self.optimizer)
+            if state["fingerprint"] != self.fingerprint:
+                raise CheckpointError(
+                    f"checkpoint in {ckpt} was made with other options; use the same options or run without --resume"
+                )
+            best_score, best_epoch, bad, history = state["best_score"], state["best_epoch"], state["bad"], state["history"]
+            start = state["epoch"] + 1
+            if state.get("finished"):
+                start = c.epochs
+        bar = tqdm(range(start, c.epochs), desc="epochs", disable=not self.progress, leave=False, initial=start,
+                   total=c.epochs)
+        stopped = bool(history) and bad >= c.patience
+        for epoch in bar:
+            if bad >= c.patience:
+                stopped = True
+                break
+            loader.set_epoch(epoch)
+            self.model.train()
+            t0 = time.perf_counter()
+            loss_sum = torch.zeros((), device=self.device)
+            for batch in loader:
+                loss = self.loss_fn(self.model, batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                loss_sum += loss.detach()
+            train_seconds = time.perf_counter() - t0
+            score = float(self.monitor(self.model))
+            improved = self.sign * score > self.sign * best_score if best_epoch >= 0 else True
+            if improved:
+                best_score, best_epoch, bad = score, epoch, 0
+                best_state = copy.deepcopy(self.model.state_dict())
+            else:
+                bad += 1
+            history.append({"epoch": epoch, "loss": float(loss_sum) / max(len(loader), 1), "val": score,
+                            "train_seconds": train_seconds, "train_samples": loader.n})
+            bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", val=f"{score:.4f}", best=f"{best_score:.4f}")
+            if ckpt is not None:
+                save_training_state(ckpt, model=self.model, best=best_state, optimizer=self.optimizer, state={
+                    "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch, "bad": bad,
+                    "history": history, "fingerprint": self.fingerprint,
+                    "finished": bad >= c.patience or epoch == c.epochs - 1,
+                })
+        bar.close()
+        if bad >= c.patience:
+            stopped = True
+        self.model.load_state_dict(best_state)  # best weights, always
+        return TrainResult(best_epoch, best_score, len(history), stopped, history)
+
