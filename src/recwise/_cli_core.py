@@ -39,6 +39,13 @@ def register(sub: argparse._SubParsersAction, add_common: Callable[[argparse.Arg
     add_common(q)
     q.set_defaults(func=cmd_bench_msr)
 
+    try:  # the sequential task adds `run sequential` and `bench sequential`
+        from recwise.tasks import seq_cli
+    except ImportError:
+        seq_cli = None  # type: ignore[assignment]
+    if seq_cli is not None:
+        seq_cli.register(rs, bs, add_common)
+
     p = sub.add_parser("models", help="list the registered models of a task")
     p.add_argument("task", choices=TASKS + ("sequential",))
     add_common(p)
