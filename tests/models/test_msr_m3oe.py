@@ -27,7 +27,9 @@ def make_batch(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
     return {"sparse": sparse, "dense": torch.rand(n, 1, generator=g), "scenario": scenario, "label": label}
 
 
-def perturbed_output(model: M3oE, batch: dict[str, torch.Tensor], perturb: Callable[[M3oE], object]) -> tuple[torch.Tensor, torch.Tensor]:
+def perturbed_output(
+    model: M3oE, batch: dict[str, torch.Tensor], perturb: Callable[[M3oE], object]
+) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
     with torch.no_grad():
         before = model(batch)
