@@ -7,11 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from recwise.data.cache import Prepared, default_root
 from recwise.data.schema import Field, FieldKind, Schema
 from recwise.data.split import random_split
 from recwise.data.table import Table
+
+# Test models are tiny: one thread is as fast and avoids oversubscription when processes share cores.
+torch.set_num_threads(int(os.environ.get("RECWISE_TEST_THREADS", "1")))
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 if not SHARED.exists():  # CI lays shared/ beside the clone
