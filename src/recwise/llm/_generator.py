@@ -9,6 +9,7 @@ on its own: asking for ``n=4`` after ``n=2`` reuses the first two samples.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -250,7 +251,8 @@ def params_from_mapping(values: Mapping[str, Any]) -> GenerationParams:
     from recwise.config import config_from_dict
 
     values = dict(values)
-    if "stop" in values and isinstance(values["stop"], str):
-        values["stop"] = [values["stop"]]
-    return config_from_dict(GenerationParams, values, where="generation")
+    stop = values.pop("stop", ())
+    stop = (stop,) if isinstance(stop, str) else tuple(stop)  # kept verbatim: "\n" must not be stripped
+    params = config_from_dict(GenerationParams, values, where="generation")
+    return dataclasses.replace(params, stop=stop)
 
