@@ -32,6 +32,22 @@ from recwise.llm._generator import (
 )
 from recwise.llm._http import HttpBackend, HttpClient, HttpEncoderBackend
 from recwise.llm._local import LocalBackend, resolve_model, select_device
+from recwise.llm._parse import (
+    ParseResult,
+    Reasoning,
+    ask,
+    ask_choice,
+    ask_json,
+    ask_latlon,
+    ask_number,
+    ask_reasoning,
+    parse_choice,
+    parse_json,
+    parse_latlon,
+    parse_number,
+    parse_reasoning,
+    validate_schema,
+)
 
 __all__ = [
     "Backend",
@@ -51,14 +67,28 @@ __all__ = [
     "LocalBackend",
     "LocalEncoderBackend",
     "Message",
+    "ParseResult",
     "Prompt",
+    "Reasoning",
     "Row",
+    "ask",
+    "ask_choice",
+    "ask_json",
+    "ask_latlon",
+    "ask_number",
+    "ask_reasoning",
     "cache_key",
     "default_cache_path",
     "l2_normalise",
     "load_encoder",
     "load_generator",
     "params_from_mapping",
+    "parse_choice",
+    "parse_json",
+    "parse_latlon",
+    "parse_number",
+    "parse_reasoning",
     "resolve_model",
     "select_device",
+    "validate_schema",
 ]

@@ -99,7 +99,8 @@ def parse_choice(text: str, candidates: Sequence[str]) -> str | None:
         if n and t == n:
             return c
     numeric = any(re.fullmatch(r"\d+", n) for n in normed)
-    m = re.fullmatch(r"\s*[(#\[]?\s*(\d+)\s*[)\].:]?\s*", text)
+    bare = re.sub(r"^\s*(?:the\s+)?(?:final\s+)?(?:answer|choice|option)\s*(?:is|:)?\s*", "", text, flags=re.I)
+    m = re.fullmatch(r"\s*[(#\[]?\s*(\d+)\s*[)\].:]?\s*", bare)
     if m and not numeric and 1 <= int(m.group(1)) <= len(candidates):
         return candidates[int(m.group(1)) - 1]
     spans: list[tuple[int, int, int]] = []  # (start, end, candidate index)
@@ -288,7 +289,10 @@ def parse_reasoning(text: str) -> Reasoning:
         pass
     if m is not None:
         answer = m.group(1).strip().splitlines()[0].strip().rstrip(".").strip() or None
-        body = text[: m.start()]
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        lead = text[line_start : m.start()].rstrip()
+        # A lead-in on the answer's line ("So the", "Therefore,") is not a step; a sentence is.
+        body = text[: m.start()] if lead.endswith((".", "!", "?")) else text[:line_start]
     parts = re.split(r"(?im)^\s*(?:step\s*\d+\s*[:.)-]|\d+\s*[.)]|[-*•])\s*", body)
     steps = [" ".join(p.split()) for p in parts if p.strip()]
     if len(steps) <= 1 and body.strip():
