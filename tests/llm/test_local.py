@@ -1,0 +1,72 @@
+"""The local backend on the real SmolLM2-135M weights (loaded once per session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recwise.errors import ConfigError
+from recwise.llm import GenerationParams, Generator, LLMCache, LocalBackend
+
+from .conftest import needs_smollm
+
+pytestmark = needs_smollm
+
+FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def test_greedy_chat_answers_and_is_repeatable(smollm: Any) -> None:
+    gen = Generator(smollm, None)
+    params = GenerationParams(max_tokens=10)
+    first = gen.complete(FRANCE, params)
+    assert "Paris" in first
+    assert gen.complete(FRANCE, params) == first
+
+
+def test_batched_greedy_equals_one_by_one(smollm: Any) -> None:
+    gen = Generator(smollm, None)
+    prompts: list[Any] = [FRANCE, "The opposite of hot is", [{"role": "user", "content": "Name a fruit."}]]
+    params = GenerationParams(max_tokens=6)
+    batched = gen.generate(prompts, params)
+    assert batched == [gen.complete(p, params) for p in prompts]
+
+
+def test_seeded_samples_are_reproducible_and_batch_independent(smollm: Any) -> None:
+    gen = Generator(smollm, None)
+    params = GenerationParams(temperature=1.0, max_tokens=6, n=3, seed=7)
+    a = gen.sample(["Once upon a time", FRANCE], params)
+    assert gen.sample(["Once upon a time", FRANCE], params) == a
+    assert gen.sample([FRANCE], params)[0] == a[1]  # a sample does not depend on its batch mates
+    assert len(set(a[0])) > 1  # sampling, not greedy
+    other = gen.sample(["Once upon a time"], GenerationParams(temperature=1.0, max_tokens=6, n=3, seed=8))
+    assert other[0] != a[0]
+
+
+def test_stop_string_ends_the_text(smollm: Any) -> None:
+    gen = Generator(smollm, None)
+    free = gen.complete("1, 2, 3, 4,", GenerationParams(max_tokens=12))
+    assert " 6" in free  # the model does count on
+    stopped = gen.complete("1, 2, 3, 4,", GenerationParams(max_tokens=12, stop=(" 6",)))
+    assert free.startswith(stopped) and " 6" not in stopped and len(stopped) < len(free)
+
+
+def test_cached_rerun_makes_no_model_call(smollm: Any, tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    first = Generator(smollm, LLMCache(path))
+    text = first.complete(FRANCE, GenerationParams(max_tokens=8))
+    second = Generator(smollm, LLMCache(path))
+    assert second.complete(FRANCE, GenerationParams(max_tokens=8)) == text and second.backend_calls == 0
+
+
+def test_model_is_loaded_once_per_process(smollm: Any) -> None:
+    again = LocalBackend("smollm2", device="cpu")
+    assert again.model is smollm.model and again.fingerprint.startswith("smollm2:")
+
+
+def test_local_paths(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="neither a known name"):
+        LocalBackend(str(tmp_path / "missing.gguf"))
+    with pytest.raises(ConfigError, match="batch_size"):
+        LocalBackend("smollm2", batch_size=0)
