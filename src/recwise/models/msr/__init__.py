@@ -1,9 +1,11 @@
 """Multi-scenario CTR models (Scenario-Wise Rec's 12 plus baselines); importing registers them."""
 
 from recwise.models.msr import (  # noqa: F401
+    adasparse,
     baselines,
     epnet,
     hamur,
+    m2m,
     m3oe,
     mmoe,
     ple,
