@@ -101,13 +101,14 @@ def _print_run(rows: list, header: str) -> None:
 
 def cmd_run_msr(args: argparse.Namespace) -> int:
     from recwise.registry import get_model
-    from recwise.tasks.msr import MSRRun, run
+    from recwise.tasks.msr import MSRRun, resolve_configs, run
 
-    get_model("msr", args.model)  # fail fast on a bad name, before reading data
+    get_model("msr", args.model)  # fail fast on a bad name or option, before reading data
     train, model = _options(args)
+    cell = MSRRun(args.dataset, args.model, args.seed, args.data_dir, args.split_seed)
+    resolve_configs(cell, train, model)
     prepared = _prepare(args)
     out = args.out or Path("runs") / args.dataset / args.model / f"seed{args.seed}"
-    cell = MSRRun(args.dataset, args.model, args.seed, args.data_dir, args.split_seed)
     t0 = time.perf_counter()
     rows = run(cell, prepared, train_options=train, model_options=model, out_dir=out, resume=args.resume,
                progress=not args.quiet)
@@ -120,16 +121,16 @@ def cmd_run_msr(args: argparse.Namespace) -> int:
 def cmd_bench_msr(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from recwise.registry import get_model, list_models
+    from recwise.registry import list_models
     from recwise.results import read_results, summary_markdown, write_results, atomic_write_text
-    from recwise.tasks.msr import MSRRun, run
+    from recwise.tasks.msr import MSRRun, resolve_configs, run
 
     models = list_models("msr") if args.models == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
-    for m in models:
-        get_model("msr", m)
     if args.seeds < 1:
         raise ConfigError(f"option --seeds must be >= 1; got {args.seeds}")
     train, model_opts = _options(args)
+    for m in models:  # every cell's options are checked before anything runs
+        resolve_configs(MSRRun(args.dataset, m, 0), train, model_opts)
     prepared = _prepare(args)
     out: Path = args.out or Path("results") / f"msr-{args.dataset}"
     cells = [(m, s) for m in models for s in range(args.seeds)]

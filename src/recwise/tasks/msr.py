@@ -28,7 +28,7 @@ from recwise.registry import get_model
 from recwise.results import ResultRow, atomic_write_text, write_results
 from recwise.train import TrainConfig, Trainer, predict, save_model, seed_everything
 
-__all__ = ["MSRRun", "bce_loss", "evaluate", "load_preset", "run"]
+__all__ = ["MSRRun", "bce_loss", "evaluate", "load_preset", "resolve_configs", "run"]
 
 TASK = "msr"
 PRESETS = Path(__file__).resolve().parent.parent / "configs" / "msr"
@@ -46,12 +46,18 @@ class MSRRun:
 
 
 def load_preset(dataset: str, model: str) -> dict[str, dict[str, Any]]:
-    """The YAML preset for a dataset: ``train:`` options and ``models: {name: options}``."""
+    """The YAML preset of a dataset: its ``train:`` options, and per model under ``models: {name: ...}``
+    the model's options plus an optional ``train:`` block that overrides the dataset's for that model."""
     path = PRESETS / f"{dataset}.yaml"
     if not path.exists():
         return {"train": {}, "model": {}}
-    data = yaml.safe_load(path.read_text()) or {}
-    return {"train": dict(data.get("train") or {}), "model": dict((data.get("models") or {}).get(model) or {})}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"preset {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    model_opts = dict((data.get("models") or {}).get(model) or {})
+    train = {**dict(data.get("train") or {}), **dict(model_opts.pop("train", None) or {})}
+    return {"train": train, "model": model_opts}
 
 
 def split_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -87,6 +93,17 @@ def evaluate(model: nn.Module, data: Batch, n_scenarios: int, batch_size: int) -
     return out
 
 
+def resolve_configs(
+    cell: MSRRun, train_options: dict[str, Any] | None = None, model_options: dict[str, Any] | None = None
+) -> tuple[TrainConfig, Any]:
+    """The checked train and model configs of a cell: preset, then overrides (unknown keys are errors)."""
+    preset = load_preset(cell.dataset, cell.model)
+    tcfg = config_from_dict(TrainConfig, {**preset["train"], **(train_options or {}), "seed": cell.seed}, where="train")
+    cls = get_model(TASK, cell.model)
+    mcfg = config_from_dict(cls.Config, {**preset["model"], **(model_options or {})}, where="model")
+    return tcfg, mcfg
+
+
 def run(
     cell: MSRRun,
     prepared: Prepared,
@@ -102,10 +119,8 @@ def run(
     ``out_dir`` receives ``results.csv``, ``run.json`` (configs, hash, timings, version), the best
     model (``model.safetensors`` + ``model.json``) and the per-epoch ``checkpoint/``.
     """
-    preset = load_preset(cell.dataset, cell.model)
-    tcfg = config_from_dict(TrainConfig, {**preset["train"], **(train_options or {}), "seed": cell.seed}, where="train")
+    tcfg, mcfg = resolve_configs(cell, train_options, model_options)
     cls = get_model(TASK, cell.model)
-    mcfg = config_from_dict(cls.Config, {**preset["model"], **(model_options or {})}, where="model")
     schema = prepared.table.schema
     train, val, test = (prepared.part(s).tensors() for s in ("train", "val", "test"))
     n_scen = schema.num_scenarios
