@@ -1,6 +1,7 @@
 """Multi-scenario CTR models (Scenario-Wise Rec's 12 plus baselines); importing registers them."""
 
 from recwise.models.msr import (  # noqa: F401
+    adaptdhm,
     adasparse,
     baselines,
     epnet,
