@@ -20,6 +20,10 @@ Each ``/v1/*`` request takes the next fault of the plan, if any:
 - ``{"kind": "delay", "seconds": s}``: wait ``s`` seconds, then answer normally.
 
 Without the variable these routes do not exist and no request is altered.
+
+Seeds: choice 0 of a request samples with the request's ``seed``; choice ``j > 0`` with
+``row_seed(seed, j)``. The HTTP backend sends each sample's own seed with ``n=1``, so a
+sampled text through the server equals the local backend's.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations
@@ -174,7 +178,10 @@ def create_app(
 
     def run_rows(prompts: list[Any], params: GenerationParams) -> list[list[Completion]]:
         assert batcher is not None
-        rows = [Row(p, params, row_seed(params.seed, j)) for p in prompts for j in range(params.n)]
+        # Choice 0 uses the request seed itself, so a client that sends each sample's own seed
+        # with n=1 (as HttpBackend does) gets exactly the local backend's sample.
+        seeds = [params.seed if j == 0 else row_seed(params.seed, j) for j in range(params.n)]
+        rows = [Row(p, params, seeds[j]) for p in prompts for j in range(params.n)]
         done = batcher.submit(rows)
         return [done[i * params.n : (i + 1) * params.n] for i in range(len(prompts))]
 
