@@ -1,0 +1,98 @@
+"""The contract every sequential model follows.
+
+``Model(schema, config)``; the schema has one SEQUENCE field ``item_seq`` whose ``vocab_size``
+counts item ids including padding 0. A batch holds ``item_seq`` (B, L) int64 and ``item_len`` (B,).
+
+* ``encode(batch) -> (B, L, d)``: hidden state at every position;
+* ``forward(batch) -> (B, V)``: logits over all item ids for the next item after the last real
+  position (padding id 0 included; the task masks it at evaluation);
+* ``score(h) -> (..., V)``: logits of hidden states against the (tied) item embeddings.
+
+``examples`` lists the training-example constructions the model supports, default first
+(``"sequence"``: a loss at every position, valid for causal models only; ``"prefix"``: RecBole's
+every-prefix augmentation; ``"cloze"``: BERT4Rec's masked items).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from recwise.data.schema import FieldKind, Schema
+from recwise.data.table import Batch
+from recwise.errors import ConfigError
+
+__all__ = ["SeqModel", "last_index"]
+
+
+def last_index(item_seq: torch.Tensor, item_len: torch.Tensor) -> torch.Tensor:
+    """Position of the last real item per row, for right or left padding: (B,) int64.
+
+    A row whose last column holds an item is left-padded or full, so its last item sits at L-1;
+    otherwise it is right-padded and its last item sits at ``item_len - 1``.
+    """
+    L = item_seq.shape[1]
+    return torch.where(item_seq[:, -1] != 0, torch.full_like(item_len, L - 1), (item_len - 1).clamp(min=0))
+
+
+def gather_last(h: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """(B, L, d) -> (B, d) at each row's last real position."""
+    idx = last_index(batch["item_seq"], batch["item_len"])
+    return h[torch.arange(h.shape[0], device=h.device), idx]
+
+
+class SeqModel(nn.Module):
+    task: ClassVar[str] = "sequential"
+    registry_name: ClassVar[str]
+    examples: ClassVar[tuple[str, ...]] = ("sequence", "prefix")
+    Config: ClassVar[type]
+
+    def __init__(self, schema: Schema, config: object) -> None:
+        super().__init__()
+        seq = schema.of(FieldKind.SEQUENCE)
+        if len(seq) != 1:
+            raise ConfigError(f"a sequential model needs exactly one SEQUENCE field in its schema; got {len(seq)}")
+        self.schema = schema
+        self.config = config
+        self.n_items = seq[0].vocab_size  # including padding 0
+
+    def item_weights(self) -> torch.Tensor:
+        """(V, d) output item embeddings (tied to the input table by default)."""
+        return self.item_embedding.weight  # type: ignore[no-any-return]
+
+    def score(self, h: torch.Tensor) -> torch.Tensor:
+        return h @ self.item_weights().t()
+
+    def encode(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.score(gather_last(self.encode(batch), batch))
+
+
+def init_normal(module: nn.Module, std: float = 0.02) -> None:
+    """RecBole's transformer init: N(0, std) for linear/embedding weights, zero biases, unit LayerNorm."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        module.weight.data.normal_(0.0, std)
+    elif isinstance(module, nn.LayerNorm):
+        module.bias.data.zero_()
+        module.weight.data.fill_(1.0)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        module.bias.data.zero_()
+
+
+class FeedForward(nn.Module):
+    """RecBole's point-wise FFN: ``LN(x + Drop(W2 Drop(GELU(W1 x))))``."""
+
+    def __init__(self, d: int, inner: int, dropout: float, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(d, inner)
+        self.w2 = nn.Linear(inner, d)
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(d, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(nn.functional.gelu(self.w1(x)))
+        return self.norm(x + self.dropout(self.w2(h)))

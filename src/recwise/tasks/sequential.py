@@ -1,0 +1,223 @@
+"""The sequential-recommendation protocol (SIGMA's, which is RecBole's sequential quick start).
+
+* Leave-one-out by time: per user the last item is the test target and the second-last the
+  validation target; inputs are the latest ``max_len`` items before the target (users with
+  fewer than 3 items only train).
+* Full ranking over every item (padding excluded). History masking is an explicit option:
+  off (RecBole, SIGMA: a repeat of a seen item can be recommended) or on (PAD: the user's earlier
+  items are scored ``-inf``, the target excepted).
+* Hit@k, NDCG@k, MRR@k for k = 5, 10, 20, overall (segment ``all``) and per user group of
+  history length (``len=0-5``, ``len=5-20``, ``len=20-inf``: the truncated input length of the
+  evaluated example, as SIGMA's ``custom_trainer.py``).
+* CE over all items, Adam (lr 1e-3, no weight decay), model selection and early stopping
+  (patience 10) on validation NDCG@10, best weights restored.
+
+Training examples (``data.examples``): ``prefix`` (RecBole), ``sequence`` (one window per
+``max_len`` targets, a loss at every position) or ``cloze`` (BERT4Rec). ``auto`` takes the model's
+default: ``sequence`` for GRU4Rec, SASRec, Mamba4Rec; ``prefix`` for SIGMA (its partial flip
+lets early positions see later items, so per-position targets would leak); ``cloze`` for BERT4Rec.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import recwise
+from recwise.config import config_from_dict, config_hash, config_to_dict
+from recwise.data.schema import Field, FieldKind, Schema
+from recwise.data.sequence import Sequences, eval_inputs, prefix_examples, sequence_examples
+from recwise.data.table import Batch, BatchLoader
+from recwise.errors import ConfigError
+from recwise.metrics.ranking import mask_history, ranking_metrics, target_ranks
+from recwise.registry import get_model
+from recwise.results import ResultRow, atomic_write_text, write_results
+from recwise.train import TrainConfig, Trainer, save_model, seed_everything
+
+__all__ = ["LENGTH_GROUPS", "SeqDataConfig", "SeqRun", "evaluate", "make_examples", "run", "seq_loss",
+           "split_overrides", "train_defaults"]
+
+TASK = "sequential"
+LENGTH_GROUPS = ((0, 5), (5, 20), (20, float("inf")))
+KS = (5, 10, 20)
+
+
+@dataclass(frozen=True)
+class SeqDataConfig:
+    """Data and protocol options (``--set data.<name>=...``)."""
+
+    max_len: int = 0  # 0: the dataset's default (50; 200 for ML-1M)
+    padding: Literal["right", "left"] = "right"
+    examples: Literal["auto", "prefix", "sequence", "cloze"] = "auto"
+    mask_history: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_len < 0:
+            raise ConfigError(f"option 'data.max_len' must be >= 0; got {self.max_len}")
+
+
+@dataclass(frozen=True)
+class SeqRun:
+    dataset: str = "ml-100k"
+    model: str = "sasrec"
+    seed: int = 0
+    data_dir: str | None = None
+
+
+def train_defaults(examples: str) -> dict[str, Any]:
+    """SIGMA's training options; a ``sequence``/``cloze`` batch counts windows (about 40 targets each)."""
+    return {"epochs": 200, "batch_size": 2048 if examples == "prefix" else 128, "eval_batch_size": 4096,
+            "lr": 1e-3, "weight_decay": 0.0, "patience": 10}
+
+
+def split_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """``train.x`` / ``model.y`` / ``data.z`` overrides; a bare key goes to train."""
+    out: dict[str, dict[str, str]] = {"train": {}, "model": {}, "data": {}}
+    for key, value in overrides.items():
+        scope, _, name = key.rpartition(".")
+        scope = scope or "train"
+        if scope not in out:
+            raise ConfigError(f"--set key {key!r} must start with 'train.', 'model.' or 'data.'")
+        out[scope][name] = value
+    return out["train"], out["model"], out["data"]
+
+
+def seq_schema(n_items: int) -> Schema:
+    """``n_items`` real items -> the schema models are built from (vocab includes padding 0)."""
+    return Schema((Field("item_seq", FieldKind.SEQUENCE, n_items + 1, "item ids, 0 = padding"),))
+
+
+def make_examples(seqs: Sequences, kind: str, max_len: int, padding: Literal["left", "right"]) -> Batch:
+    if kind == "prefix":
+        return prefix_examples(seqs, max_len, padding)
+    if kind in ("sequence", "cloze"):
+        ex = sequence_examples(seqs, max_len, padding)
+        if kind == "cloze":  # BERT4Rec: windows of training items; the loss masks items itself
+            ex = {"item_seq": ex["target_seq"], "item_len": ex["item_len"], "user": ex["user"]}
+        return ex
+    raise ConfigError(f"unknown example construction {kind!r}")
+
+
+def seq_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """CE over all items: last position (``target``), every position (``target_seq``) or cloze."""
+    if "target" in batch:
+        return F.cross_entropy(model(batch), batch["target"])
+    if "target_seq" in batch:
+        h = model.encode(batch)
+        m = batch["target_seq"] > 0
+        return F.cross_entropy(model.score(h[m]), batch["target_seq"][m])
+    return model.cloze_loss(batch)  # type: ignore[operator,no-any-return]
+
+
+def _group_name(lo: float, hi: float) -> str:
+    return f"len={int(lo)}-{'inf' if hi == float('inf') else int(hi)}"
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Batch, items: torch.Tensor, *, mask: bool = False, batch_size: int = 4096,
+             ks: tuple[int, ...] = KS) -> dict[str, dict[str, float]]:
+    """Full-ranking metrics overall (``all``) and per history-length group (``len=lo-hi``).
+
+    ``items`` is the flat item array of the sequences (for history masking).
+    """
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    items = items.to(device)
+    ranks = []
+    for b in BatchLoader({k: v for k, v in data.items()}, batch_size, device=device):
+        scores = model(b).float()
+        scores[:, 0] = -float("inf")
+        if mask:
+            mask_history(scores, items, b["hist_start"], b["hist_end"], b["target"])
+        ranks.append(target_ranks(scores, b["target"]).cpu())
+    model.train(was)
+    r = torch.cat(ranks).numpy()
+    lengths = data["item_len"].numpy()
+    out = {"all": {**ranking_metrics(r, ks), "users": float(len(r))}}
+    for lo, hi in LENGTH_GROUPS:
+        sel = (lengths >= lo) & (lengths < hi)
+        out[_group_name(lo, hi)] = {**ranking_metrics(r[sel], ks), "users": float(sel.sum())}
+    return out
+
+
+def run(
+    cell: SeqRun,
+    seqs: Sequences,
+    *,
+    dataset_max_len: int = 50,
+    train_options: dict[str, Any] | None = None,
+    model_options: dict[str, Any] | None = None,
+    data_options: dict[str, Any] | None = None,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    data_key: str | None = None,
+) -> list[ResultRow]:
+    """Train and test one model on one dataset with one seed; returns result rows.
+
+    ``out_dir`` receives ``results.csv``, ``run.json``, the best model and ``checkpoint/``.
+    """
+    dcfg = config_from_dict(SeqDataConfig, data_options or {}, where="data")
+    cls = get_model(TASK, cell.model)
+    kind = cls.examples[0] if dcfg.examples == "auto" else dcfg.examples
+    if kind not in cls.examples:
+        raise ConfigError(f"model '{cell.model}' does not train on '{kind}' examples; it supports {list(cls.examples)}")
+    max_len = dcfg.max_len or dataset_max_len
+    tcfg = config_from_dict(TrainConfig, {**train_defaults(kind), **(train_options or {}), "seed": cell.seed},
+                            where="train")
+    model_opts = dict(model_options or {})
+    if "max_len" in {f.name for f in fields(cls.Config)}:
+        model_opts.setdefault("max_len", max_len)
+    mcfg = config_from_dict(cls.Config, model_opts, where="model")
+    train = make_examples(seqs, kind, max_len, dcfg.padding)
+    val = eval_inputs(seqs, "val", max_len, dcfg.padding)
+    test = eval_inputs(seqs, "test", max_len, dcfg.padding)
+    items = torch.from_numpy(np.asarray(seqs.items))
+    seed_everything(cell.seed)
+    model = cls(seq_schema(seqs.n_items), mcfg)
+
+    def monitor(m: nn.Module) -> float:
+        return evaluate(m, val, items, mask=dcfg.mask_history, batch_size=tcfg.eval_batch_size)["all"]["ndcg@10"]
+
+    trainer = Trainer(model, tcfg, loss_fn=seq_loss, monitor=monitor, mode="max", run_dir=out_dir,
+                      progress=progress, extra_state={"model": cell.model, "mcfg": config_to_dict(mcfg),
+                                                      "dcfg": config_to_dict(dcfg), "data": data_key})
+    t0 = time.perf_counter()
+    result = trainer.fit(train, resume=resume)
+    wall = time.perf_counter() - t0
+    rows: list[ResultRow] = []
+    metrics_by_split = {}
+    for split, data in (("val", val), ("test", test)):
+        res = evaluate(model, data, items, mask=dcfg.mask_history, batch_size=tcfg.eval_batch_size)
+        metrics_by_split[split] = res
+        for segment, metrics in res.items():
+            for metric, value in metrics.items():
+                if metric != "users":
+                    rows.append(ResultRow(TASK, cell.dataset, cell.model, cell.seed, split, segment, metric, value))
+    if out_dir is not None:
+        save_model(out_dir / "model", model)
+        write_results(out_dir / "results.csv", rows)
+        n_train = len(next(iter(train.values())))
+        info = {
+            "task": TASK, "dataset": cell.dataset, "model": cell.model, "seed": cell.seed, "data_key": data_key,
+            "examples": kind, "train_rows": n_train, "max_len": max_len,
+            "train_config": config_to_dict(tcfg), "model_config": config_to_dict(mcfg),
+            "data_config": config_to_dict(dcfg),
+            "config_hash": config_hash(tcfg, mcfg, dcfg, {"dataset": cell.dataset, "model": cell.model}),
+            "version": recwise.__version__, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early, "wall_seconds": wall, "train_seconds": result.train_seconds,
+            "train_rows_per_second": result.train_samples / max(result.train_seconds, 1e-9),
+            "users": {s: {seg: m["users"] for seg, m in r.items()} for s, r in metrics_by_split.items()},
+            "history": result.history,
+        }
+        atomic_write_text(out_dir / "run.json", json.dumps(info, indent=1, default=list))
+    return rows
