@@ -1,0 +1,200 @@
+"""Mamba (Gu & Dao, 2023) in pure PyTorch, with the CUDA kernels of ``mamba_ssm`` when importable.
+
+:class:`Mamba` has the constructor, the forward signature and the parameter names of
+``mamba_ssm.Mamba`` (``in_proj``, ``conv1d``, ``x_proj``, ``dt_proj``, ``A_log``, ``D``,
+``out_proj``) and its initialisation, so state dicts move between the two.
+
+The selective scan computes, per batch row ``b``, channel ``d`` and state ``n``::
+
+    h[t] = exp(delta[t] * A) * h[t-1] + delta[t] * B[t] * u[t]
+    y[t] = <h[t], C[t]> + D * u[t]          (then y *= silu(z) when z is given)
+
+* :func:`selective_scan_ref` loops over time (the oracle, same semantics as
+  ``mamba_ssm.ops.selective_scan_interface.selective_scan_ref``);
+* :func:`selective_scan` runs the linear recurrence as a parallel prefix scan (Hillis-Steele
+  doubling: ``ceil(log2 L)`` vectorised steps) inside a custom autograd function whose backward
+  is the reverse-time scan of the same kind, so only the decay factors and the states are kept
+  for backward. It materialises (B, D, L, N) tensors: memory grows with batch x length.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["Mamba", "cuda_scan_available", "linear_scan", "selective_scan", "selective_scan_ref"]
+
+try:  # pragma: no cover - needs the compiled CUDA extension
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_selective_scan
+except Exception:  # ImportError, or the extension failing to load
+    _cuda_selective_scan = None
+
+
+def cuda_scan_available() -> bool:
+    return _cuda_selective_scan is not None and torch.cuda.is_available()
+
+
+def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """h[t] = a[t] h[t-1] + b[t] along dim -2 (h[-1] = 0), in ceil(log2 L) steps."""
+    L = a.shape[-2]
+    off = 1
+    while off < L:
+        b = torch.cat([b[..., :off, :], torch.addcmul(b[..., off:, :], a[..., off:, :], b[..., :-off, :])], dim=-2)
+        if off * 2 < L:
+            a = torch.cat([a[..., :off, :], a[..., off:, :] * a[..., :-off, :]], dim=-2)
+        off *= 2
+    return b
+
+
+class _LinearScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        h = _doubling_scan(a, b)
+        ctx.save_for_backward(a, h)
+        return h
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        a, h = ctx.saved_tensors
+        # G[t] = g[t] + a[t+1] G[t+1]: the same recurrence run backwards in time
+        a_next = torch.cat([a[..., 1:, :], torch.zeros_like(a[..., :1, :])], dim=-2)
+        G = _doubling_scan(a_next.flip(-2), g.flip(-2)).flip(-2)
+        h_prev = torch.cat([torch.zeros_like(h[..., :1, :]), h[..., :-1, :]], dim=-2)
+        return G * h_prev, G
+
+
+def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Parallel scan of ``h[t] = a[t] * h[t-1] + b[t]`` along dim -2 (time), h[-1] = 0."""
+    return _LinearScan.apply(a, b)  # type: ignore[no-any-return]
+
+
+def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):  # noqa: ANN001, ANN202
+    delta = delta.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias[..., None].float()
+    if delta_softplus:
+        delta = F.softplus(delta)
+    return u.float(), delta, A.float(), B.float(), C.float()
+
+
+def _finish(y, u, D, z, dtype):  # noqa: ANN001, ANN202
+    if D is not None:
+        y = y + u * D.float()[:, None]
+    if z is not None:
+        y = y * F.silu(z.float())
+    return y.to(dtype)
+
+
+def selective_scan_ref(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+    D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+) -> torch.Tensor:
+    """Sequential reference. u, delta, z: (b, d, l); A: (d, n); B, C: (b, n, l); D: (d,) -> y (b, d, l)."""
+    dtype = u.dtype
+    u, delta, A, B, C = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    bsz, d, L = u.shape
+    h = u.new_zeros(bsz, d, A.shape[1])
+    ys = []
+    for t in range(L):
+        h = torch.exp(delta[:, :, t, None] * A) * h + (delta[:, :, t] * u[:, :, t])[..., None] * B[:, None, :, t]
+        ys.append(torch.einsum("bdn,bn->bd", h, C[:, :, t]))
+    return _finish(torch.stack(ys, dim=2), u, D, z, dtype)
+
+
+def selective_scan(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+    D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+) -> torch.Tensor:
+    """Parallel selective scan; same arguments and result as :func:`selective_scan_ref`."""
+    dtype = u.dtype
+    u, delta, A, B, C = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    dA = torch.exp(delta.unsqueeze(-1) * A[:, None, :])  # (b, d, l, n)
+    dBu = (delta * u).unsqueeze(-1) * B.transpose(1, 2).unsqueeze(1)  # (b, d, l, n)
+    h = linear_scan(dA, dBu)
+    y = torch.einsum("bdln,bln->bdl", h, C.transpose(1, 2))
+    return _finish(y, u, D, z, dtype)
+
+
+ScanImpl = Literal["auto", "parallel", "sequential", "cuda"]
+
+
+class Mamba(nn.Module):
+    """One Mamba block, ``mamba_ssm.Mamba``'s interface: (B, L, d_model) -> (B, L, d_model).
+
+    Parameters
+    ----------
+    d_model : int
+    d_state : int, default 16
+    d_conv : int, default 4
+    expand : int, default 2
+    dt_rank : int or "auto" (``ceil(d_model / 16)``)
+    scan : "auto" | "parallel" | "sequential" | "cuda", default "auto"
+        ``auto`` uses mamba_ssm's CUDA kernel on CUDA tensors when importable, else ``parallel``.
+
+    Example
+    -------
+    >>> m = Mamba(d_model=64, d_state=32, d_conv=4, expand=2)
+    >>> m(torch.randn(2, 50, 64)).shape
+    torch.Size([2, 50, 64])
+    """
+
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                 dt_rank: int | str = "auto", dt_min: float = 0.001, dt_max: float = 0.1,
+                 dt_init_floor: float = 1e-4, conv_bias: bool = True, bias: bool = False,
+                 scan: ScanImpl = "auto") -> None:
+        super().__init__()
+        self.d_model, self.d_state, self.d_conv, self.expand = d_model, d_state, d_conv, expand
+        self.d_inner = expand * d_model
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        self.scan = scan
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias)
+        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, padding=d_conv - 1,
+                                bias=conv_bias)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
+        std = self.dt_rank**-0.5
+        nn.init.uniform_(self.dt_proj.weight, -std, std)
+        dt = torch.exp(torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        dt = dt.clamp(min=dt_init_floor)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        self.dt_proj.bias._no_reinit = True  # type: ignore[attr-defined]  # as mamba_ssm
+        A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)
+        self.A_log = nn.Parameter(torch.log(A))
+        self.A_log._no_weight_decay = True  # type: ignore[attr-defined]
+        self.D = nn.Parameter(torch.ones(self.d_inner))
+        self.D._no_weight_decay = True  # type: ignore[attr-defined]
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
+
+    def _scan_fn(self, x: torch.Tensor):  # noqa: ANN202
+        impl = self.scan
+        if impl == "auto":
+            impl = "cuda" if (x.is_cuda and _cuda_selective_scan is not None) else "parallel"
+        if impl == "cuda":
+            if _cuda_selective_scan is None:
+                from recwise.errors import DependencyError
+
+                raise DependencyError("scan='cuda' needs mamba_ssm with its CUDA kernels: pip install mamba-ssm")
+            return _cuda_selective_scan
+        return selective_scan_ref if impl == "sequential" else selective_scan
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """hidden_states: (B, L, d_model) -> (B, L, d_model)."""
+        L = hidden_states.shape[1]
+        xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2*d_inner, L)
+        x, z = xz.chunk(2, dim=1)
+        x = F.silu(self.conv1d(x)[..., :L])  # causal depthwise conv
+        x_dbl = self.x_proj(x.transpose(1, 2))  # (B, L, dt_rank + 2N)
+        dt, Bm, Cm = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = (dt @ self.dt_proj.weight.t()).transpose(1, 2)  # (B, d_inner, L), bias added in the scan
+        A = -torch.exp(self.A_log.float())
+        y = self._scan_fn(x)(x.contiguous(), dt.contiguous(), A, Bm.transpose(1, 2).contiguous(),
+                             Cm.transpose(1, 2).contiguous(), self.D.float(), z=z.contiguous(),
+                             delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
+        return self.out_proj(y.transpose(1, 2))
