@@ -19,7 +19,8 @@ __all__ = ["add_serve_arguments", "register", "run_serve"]
 
 def _add_backend(p: argparse.ArgumentParser, default_model: str) -> None:
     p.add_argument("--backend", choices=["local", "http"], default="local", help="where the model runs")
-    p.add_argument("--model", default=default_model, help=f"model name or path (default {default_model})")
+    p.add_argument("--model", default=None, help=f"model name or path (local default {default_model}; "
+                   "HTTP default $RECWISE_LLM_MODEL)")
     p.add_argument("--base-url", default=None, help="HTTP backend URL incl. /v1 (default $RECWISE_LLM_BASE_URL)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")

@@ -19,9 +19,9 @@ class GeneratorConfig:
     Parameters
     ----------
     backend : {"local", "http"}, default "local"
-    model : str, default "smollm2"
-        Local: ``smollm2``, ``gemma3``, a ``.gguf`` file or a HF folder. HTTP: the server's model
-        name (empty: ``$RECWISE_LLM_MODEL``).
+    model : str or None, default None
+        Local: ``smollm2`` (the default), ``gemma3``, a ``.gguf`` file or a HF folder. HTTP: the
+        server's model name (default ``$RECWISE_LLM_MODEL``).
     device : {"auto", "cpu", "cuda"}, default "auto"
         Local backend only.
     batch_size : int, default 8
@@ -39,7 +39,7 @@ class GeneratorConfig:
     """
 
     backend: Literal["local", "http"] = "local"
-    model: str = "smollm2"
+    model: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = 8
     base_url: str | None = None
@@ -58,12 +58,13 @@ class GeneratorConfig:
 class EncoderConfig:
     """How to build an :class:`~recwise.llm.Encoder` (fields as in :class:`GeneratorConfig`).
 
-    ``model`` defaults to ``minilm`` (all-MiniLM-L6-v2); ``batch_size`` to 64;
+    ``model`` defaults to ``minilm`` (all-MiniLM-L6-v2) locally and to ``$RECWISE_LLM_MODEL``
+    over HTTP; ``batch_size`` to 64;
     ``show_progress`` shows a progress bar over batches.
     """
 
     backend: Literal["local", "http"] = "local"
-    model: str = "minilm"
+    model: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = 64
     base_url: str | None = None
@@ -116,7 +117,7 @@ def load_generator(config: GeneratorConfig | Mapping[str, Any] | None = None, **
     if cfg.backend == "local":
         from recwise.llm._local import LocalBackend
 
-        backend = LocalBackend(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
+        backend = LocalBackend(cfg.model or "smollm2", device=cfg.device, batch_size=cfg.batch_size)
     else:
         from recwise.llm._http import HttpBackend
 
@@ -133,7 +134,7 @@ def load_encoder(config: EncoderConfig | Mapping[str, Any] | None = None, **over
     if cfg.backend == "local":
         from recwise.llm._encoder import LocalEncoderBackend
 
-        backend = LocalEncoderBackend(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
+        backend = LocalEncoderBackend(cfg.model or "minilm", device=cfg.device, batch_size=cfg.batch_size)
     else:
         from recwise.llm._http import HttpEncoderBackend
 
