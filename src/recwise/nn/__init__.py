@@ -2,5 +2,6 @@
 
 from recwise.nn.embedding import FeatureEmbedding
 from recwise.nn.mlp import MLP, activation
+from recwise.nn.parallel import ParallelMLP
 
-__all__ = ["MLP", "FeatureEmbedding", "activation"]
+__all__ = ["MLP", "FeatureEmbedding", "ParallelMLP", "activation"]

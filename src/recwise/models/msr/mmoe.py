@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from recwise.data.schema import Schema
 from recwise.models.msr._base import MSRModel, pick_scenario
-from recwise.nn import MLP, FeatureEmbedding
+from recwise.nn import FeatureEmbedding, ParallelMLP
 from recwise.registry import register
 
 
@@ -39,21 +38,15 @@ class MMoE(MSRModel):
         n_expert = c.n_expert or self.n_scenarios
         self.embedding = FeatureEmbedding.from_schema(schema, c.embed_dim)
         d_in = self.embedding.flat_dim
-        self.experts = nn.ModuleList(
-            MLP(d_in, c.expert_dims, dropout=c.dropout, output_layer=False) for _ in range(n_expert)
-        )
-        self.gates = nn.ModuleList(
-            MLP(d_in, (n_expert,), act="softmax", output_layer=False) for _ in range(self.n_scenarios)
-        )
-        self.towers = nn.ModuleList(
-            MLP(c.expert_dims[-1], c.tower_dims, dropout=c.dropout) for _ in range(self.n_scenarios)
-        )
+        self.experts = ParallelMLP(n_expert, d_in, c.expert_dims, dropout=c.dropout, output_layer=False)
+        self.gates = ParallelMLP(self.n_scenarios, d_in, (n_expert,), act="softmax", output_layer=False)
+        self.towers = ParallelMLP(self.n_scenarios, c.expert_dims[-1], c.tower_dims, dropout=c.dropout,
+                                  shared_input=False)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x = self.embedding.flat(batch)  # (B, F*E + D)
-        experts = torch.stack([e(x) for e in self.experts], dim=1)  # (B, n_expert, H)
-        logits = []
-        for gate, tower in zip(self.gates, self.towers):
-            pooled = (gate(x).unsqueeze(-1) * experts).sum(dim=1)  # (B, H)
-            logits.append(tower(pooled))  # (B, 1)
-        return pick_scenario(torch.cat(logits, dim=1), batch["scenario"])
+        experts = self.experts(x)  # (B, n_expert, H)
+        gates = self.gates(x)  # (B, S, n_expert): one softmax gate per scenario
+        pooled = torch.bmm(gates, experts)  # (B, S, H): each scenario's mixture of experts
+        logits = self.towers(pooled).squeeze(2)  # (B, S)
+        return pick_scenario(logits, batch["scenario"])
