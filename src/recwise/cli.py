@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recwise", description="recommender and LLM-retrieval research toolkit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     sub = parser.add_subparsers(dest="command", required=True)
     from recwise import _cli_core
 
@@ -42,6 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"recwise: error: option --threads must be >= 1; got {args.threads}", file=sys.stderr)
+            return 2
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
     except RecwiseError as exc:
