@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--n-texts", type=int, default=512, help="texts for the encoder figure")
     ap.add_argument("--skip-server", action="store_true")
+    ap.add_argument("--repeat", type=int, default=2, help="rounds of the alternating local/served comparison")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
 
@@ -140,16 +141,20 @@ def main() -> None:
         print(f"cache hit: generate {statistics.median(hits) * 1e3:.2f} ms/call (median of 200, 0 model calls: "
               f"{gen.backend_calls == 1}); embed {embed_hit * 1e3:.3f} ms/text (64 texts)")
 
-    if not args.skip_server and "smollm2" in fig:
+    if not args.skip_server:
         fig["server"] = serve_figures(args, prompts, texts, fig)
     if args.json:
         Path(args.json).write_text(json.dumps(fig, indent=2))
 
 
 def serve_figures(args: argparse.Namespace, prompts: list[Any], texts: list[str], fig: dict[str, Any]) -> dict[str, Any]:
+    """Local and served SmolLM2/MiniLM measured alternately (``--repeat`` rounds), medians compared.
+
+    Alternating keeps both sides under the same load when other jobs share the cores.
+    """
     import httpx
 
-    from recwise.llm import Encoder, HttpBackend, HttpEncoderBackend
+    from recwise.llm import Encoder, HttpBackend, HttpEncoderBackend, LocalBackend, LocalEncoderBackend
 
     port = free_port()
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
@@ -158,6 +163,7 @@ def serve_figures(args: argparse.Namespace, prompts: list[Any], texts: list[str]
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
+    rounds: dict[str, list[float]] = {k: [] for k in ("l1", "s1", "l8", "s8", "le", "se")}
     try:
         for _ in range(600):
             try:
@@ -165,31 +171,33 @@ def serve_figures(args: argparse.Namespace, prompts: list[Any], texts: list[str]
                     break
             except httpx.TransportError:
                 time.sleep(0.5)
-        # The client process no longer needs its own threads: give the cores to the server.
-        import torch
-
-        torch.set_num_threads(1)
+        local = LocalBackend("smollm2", device="cpu")
+        local_enc = Encoder(LocalEncoderBackend("minilm", device="cpu"), None, show_progress=False)
         one = HttpBackend("smollm2", base_url=f"{base}/v1", concurrency=1, timeout_s=600)
         eight = HttpBackend("smollm2", base_url=f"{base}/v1", concurrency=8, timeout_s=600)
-        tokens_per_s(one, prompts[:1], 1, 4)  # warm-up
-        b1 = tokens_per_s(one, prompts[:3], 1, args.max_tokens)
-        b8 = tokens_per_s(eight, prompts, 8, args.max_tokens)  # 8 concurrent requests, batched by the server
         enc = Encoder(HttpEncoderBackend("minilm", base_url=f"{base}/v1", timeout_s=600), None, show_progress=False)
+        tokens_per_s(one, prompts[:1], 1, 4)  # warm-up
         enc.encode(texts[:8])
-        t0 = time.perf_counter()
-        enc.encode(texts)
-        rate = len(texts) / (time.perf_counter() - t0)
+        n_enc = min(len(texts), 256)
+        for _ in range(args.repeat):
+            rounds["l1"].append(tokens_per_s(local, prompts[:2], 1, args.max_tokens)[0])
+            rounds["s1"].append(tokens_per_s(one, prompts[:2], 1, args.max_tokens)[0])
+            rounds["l8"].append(tokens_per_s(local, prompts, 8, args.max_tokens)[0])
+            rounds["s8"].append(tokens_per_s(eight, prompts, 8, args.max_tokens)[0])  # 8 concurrent requests
+            for key, e in (("le", local_enc), ("se", enc)):
+                t0 = time.perf_counter()
+                e.encode(texts[:n_enc])
+                rounds[key].append(n_enc / (time.perf_counter() - t0))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    local = fig["smollm2"]
-    out = {"batch1_tok_s": b1[0], "batch8_tok_s": b8[0], "encoder_texts_s": rate}
-    print(
-        f"served smollm2: batch 1 {b1[0]:6.1f} tok/s (local/served {local['batch1_tok_s'] / b1[0]:.2f}x) | "
-        f"batch 8 (8 concurrent requests) {b8[0]:6.1f} tok/s (local/served {local['batch8_tok_s'] / b8[0]:.2f}x)"
-    )
-    print(f"served minilm: {rate:7.1f} texts/s (local/served {fig['encoder_texts_s'] / rate:.2f}x)")
-    return out
+    med = {k: statistics.median(v) for k, v in rounds.items()}
+    print(f"local vs served, alternating, median of {args.repeat} rounds (max_tokens={args.max_tokens}):")
+    print(f"  smollm2 batch 1: local {med['l1']:6.1f} tok/s, served {med['s1']:6.1f} tok/s, local/served {med['l1'] / med['s1']:.2f}x")
+    print(f"  smollm2 batch 8: local {med['l8']:6.1f} tok/s, served {med['s8']:6.1f} tok/s (8 concurrent requests), "
+          f"local/served {med['l8'] / med['s8']:.2f}x")
+    print(f"  minilm:          local {med['le']:6.1f} texts/s, served {med['se']:6.1f} texts/s, local/served {med['le'] / med['se']:.2f}x")
+    return {**med, "rounds": rounds}
 
 
 if __name__ == "__main__":
