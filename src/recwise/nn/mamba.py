@@ -39,13 +39,18 @@ def cuda_scan_available() -> bool:
 
 
 def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """h[t] = a[t] h[t-1] + b[t] along dim -2 (h[-1] = 0), in ceil(log2 L) steps."""
+    """h[t] = a[t] h[t-1] + b[t] along dim -2 (h[-1] = 0), in ceil(log2 L) steps.
+
+    Called without autograd (inside :class:`_LinearScan`), so it updates private copies in place.
+    """
     L = a.shape[-2]
+    b = b.clone()
+    a = a.clone() if L > 2 else a
     off = 1
     while off < L:
-        b = torch.cat([b[..., :off, :], torch.addcmul(b[..., off:, :], a[..., off:, :], b[..., :-off, :])], dim=-2)
+        b[..., off:, :] += a[..., off:, :] * b[..., :-off, :]  # the product is a new tensor: no overlap
         if off * 2 < L:
-            a = torch.cat([a[..., :off, :], a[..., off:, :] * a[..., :-off, :]], dim=-2)
+            a[..., off:, :] *= a[..., :-off, :].clone()
         off *= 2
     return b
 
