@@ -52,6 +52,21 @@ class FakeBackend:
         return out
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op thread while an LLM test runs (restored after).
+
+    On the shared 2-core machines, two OpenMP threads ran generation 3-4x slower than one
+    (barrier stalls when other jobs hold the cores); the server process gets the same setting.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def smollm() -> Any:
     if not HAS_SMOLLM:
@@ -84,7 +99,7 @@ def server() -> Iterator[str]:
     import httpx
 
     port = free_port()
-    env = dict(os.environ, RECWISE_LLM_FAULTS="1", CUDA_VISIBLE_DEVICES="")
+    env = dict(os.environ, RECWISE_LLM_FAULTS="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
     src = str(Path(__file__).resolve().parents[2] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"recwise-llm-server-{port}.log", "w")
