@@ -24,7 +24,7 @@ from recwise.data.schema import FieldKind, Schema
 from recwise.data.table import Batch
 from recwise.errors import ConfigError
 
-__all__ = ["SeqModel", "last_index"]
+__all__ = ["Dropout", "FeedForward", "SeqModel", "dropout", "last_index"]
 
 
 def last_index(item_seq: torch.Tensor, item_len: torch.Tensor) -> torch.Tensor:
@@ -83,6 +83,48 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
         module.bias.data.zero_()
 
 
+class _Dropout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:  # type: ignore[override]
+        # 16 random bits per element from the default generator (seeded like every torch RNG),
+        # three per int64 (``random_`` leaves the sign bit 0): P(drop) = round(p * 65536) / 65536
+        n = x.numel()
+        bits = torch.empty((n + 2) // 3, dtype=torch.int64, device=x.device).random_()
+        u16 = bits.view(torch.int16).view(-1, 4)[:, :3].reshape(-1)[:n].view(x.shape)
+        drop = u16 < (round(p * 65536) - 32768)
+        scale = 1.0 / (1.0 - p)
+        ctx.save_for_backward(drop)
+        ctx.scale = scale
+        return x.masked_fill(drop, 0.0).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (drop,) = ctx.saved_tensors
+        return g.masked_fill(drop, 0.0).mul_(ctx.scale), None
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout with masks drawn as raw random bits: the same distribution as
+    ``F.dropout`` (p rounded to 1/65536) at a fraction of its CPU cost (``bernoulli_`` dominated
+    SASRec's training profile). Falls back to ``F.dropout`` on CUDA."""
+    if not training or p == 0.0:
+        return x
+    if x.is_cuda:
+        return nn.functional.dropout(x, p, True)
+    return _Dropout.apply(x, p)  # type: ignore[no-any-return]
+
+
+class Dropout(nn.Module):
+    """:func:`dropout` as a module (a drop-in for ``nn.Dropout``)."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+
 class FeedForward(nn.Module):
     """RecBole's point-wise FFN: ``LN(x + Drop(W2 Drop(GELU(W1 x))))``."""
 
@@ -90,7 +132,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.w1 = nn.Linear(d, inner)
         self.w2 = nn.Linear(inner, d)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(d, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from recwise.data.schema import Schema
 from recwise.data.table import Batch
-from recwise.models.seq._base import SeqModel, init_normal, last_index
+from recwise.models.seq._base import Dropout, SeqModel, init_normal, last_index
 from recwise.models.seq.sasrec import Block, SASRecConfig
 from recwise.registry import register
 
@@ -53,7 +53,7 @@ class BERT4Rec(SeqModel):
         self.item_embedding = nn.Embedding(self.n_items + 1, c.hidden_size, padding_idx=0)
         self.position_embedding = nn.Embedding(c.max_len, c.hidden_size)
         self.norm = nn.LayerNorm(c.hidden_size, eps=1e-12)
-        self.dropout = nn.Dropout(c.hidden_dropout)
+        self.dropout = Dropout(c.hidden_dropout)
         block_cfg = SASRecConfig(c.hidden_size, c.n_layers, c.n_heads, c.inner_size, c.hidden_dropout,
                                  c.attn_dropout, c.max_len)
         self.blocks = nn.ModuleList(Block(block_cfg) for _ in range(c.n_layers))

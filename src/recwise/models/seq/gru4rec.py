@@ -14,7 +14,7 @@ from torch import nn
 
 from recwise.data.schema import Schema
 from recwise.data.table import Batch
-from recwise.models.seq._base import SeqModel
+from recwise.models.seq._base import Dropout, SeqModel
 from recwise.registry import register
 
 
@@ -38,7 +38,7 @@ class GRU4Rec(SeqModel):
         super().__init__(schema, config)
         c = config
         self.item_embedding = nn.Embedding(self.n_items, c.embedding_size, padding_idx=0)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
         self.gru = nn.GRU(c.embedding_size, c.hidden_size, c.num_layers, bias=False, batch_first=True)
         self.dense = nn.Linear(c.hidden_size, c.embedding_size)
         nn.init.xavier_normal_(self.item_embedding.weight)

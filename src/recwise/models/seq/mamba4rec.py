@@ -18,7 +18,7 @@ from torch import nn
 
 from recwise.data.schema import Schema
 from recwise.data.table import Batch
-from recwise.models.seq._base import FeedForward, SeqModel, init_normal
+from recwise.models.seq._base import Dropout, FeedForward, SeqModel, init_normal
 from recwise.nn.mamba import Mamba
 from recwise.registry import register
 
@@ -39,7 +39,7 @@ class MambaLayer(nn.Module):
         super().__init__()
         self.residual = c.num_layers > 1
         self.mamba = Mamba(c.hidden_size, c.d_state, c.d_conv, c.expand, scan=c.scan)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
         self.norm = nn.LayerNorm(c.hidden_size, eps=1e-12)
         self.ffn = FeedForward(c.hidden_size, 4 * c.hidden_size, c.dropout)
 
@@ -61,7 +61,7 @@ class Mamba4Rec(SeqModel):
         super().__init__(schema, config)
         c = config
         self.item_embedding = nn.Embedding(self.n_items, c.hidden_size, padding_idx=0)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
         self.norm = nn.LayerNorm(c.hidden_size, eps=1e-12)
         self.layers = nn.ModuleList(MambaLayer(c) for _ in range(c.num_layers))
         self.apply(_init)

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from recwise.data.schema import Schema
 from recwise.data.table import Batch
 from recwise.errors import ConfigError
-from recwise.models.seq._base import FeedForward, SeqModel, init_normal, last_index
+from recwise.models.seq._base import Dropout, FeedForward, SeqModel, dropout, init_normal, last_index
 from recwise.registry import register
 
 
@@ -44,13 +44,25 @@ class SASRecConfig:
                               f"'model.n_heads' ({self.n_heads})")
 
 
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None,
+               dropout_p: float = 0.0, is_causal: bool = False) -> torch.Tensor:
+    """Softmax attention with :func:`dropout` on the weights (CPU training; SDPA's semantics)."""
+    scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+    if is_causal:
+        L, S = scores.shape[-2:]
+        attn_mask = torch.ones(L, S, dtype=torch.bool, device=q.device).tril()
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, -float("inf"))
+    return dropout(scores.softmax(-1), dropout_p, True) @ v
+
+
 class Block(nn.Module):
     def __init__(self, c: SASRecConfig) -> None:
         super().__init__()
         self.n_heads, self.attn_dropout = c.n_heads, c.attn_dropout
         self.qkv = nn.Linear(c.hidden_size, 3 * c.hidden_size)
         self.out = nn.Linear(c.hidden_size, c.hidden_size)
-        self.dropout = nn.Dropout(c.hidden_dropout)
+        self.dropout = Dropout(c.hidden_dropout)
         self.norm = nn.LayerNorm(c.hidden_size, eps=1e-12)
         self.ffn = FeedForward(c.hidden_size, c.inner_size, c.hidden_dropout)
 
@@ -62,9 +74,10 @@ class Block(nn.Module):
         k = k.view(B, L, H, d // H).transpose(1, 2)
         v = v.view(B, L, H, d // H).transpose(1, 2)
         drop = self.attn_dropout if self.training else 0.0
+        attend = _attention if drop > 0 and not x.is_cuda else F.scaled_dot_product_attention
         if query is None:
             q = q.view(B, L, H, d // H).transpose(1, 2)
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=mask is None)
+            ctx = attend(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=mask is None)
             resid = x
         else:  # one query row per example, at position query[b]; keys beyond it are masked
             rows = torch.arange(B, device=x.device)
@@ -72,7 +85,7 @@ class Block(nn.Module):
             allowed = torch.arange(L, device=x.device)[None, :] <= query[:, None]
             if mask is not None:
                 allowed = allowed & mask[rows, 0, query]
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None, None, :], dropout_p=drop)
+            ctx = attend(q, k, v, attn_mask=allowed[:, None, None, :], dropout_p=drop)
             resid = x[rows, query][:, None]
         ctx = ctx.transpose(1, 2).reshape(B, -1, d)
         h = self.norm(resid + self.dropout(self.out(ctx)))
@@ -93,7 +106,7 @@ class SASRec(SeqModel):
         self.item_embedding = nn.Embedding(self.n_items, c.hidden_size, padding_idx=0)
         self.position_embedding = nn.Embedding(c.max_len, c.hidden_size)
         self.norm = nn.LayerNorm(c.hidden_size, eps=1e-12)
-        self.dropout = nn.Dropout(c.hidden_dropout)
+        self.dropout = Dropout(c.hidden_dropout)
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layers))
         self.apply(init_normal)
 

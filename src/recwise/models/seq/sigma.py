@@ -36,7 +36,7 @@ from torch import nn
 from recwise.data.schema import Schema
 from recwise.data.table import Batch
 from recwise.errors import ConfigError
-from recwise.models.seq._base import FeedForward, SeqModel, init_normal
+from recwise.models.seq._base import Dropout, FeedForward, SeqModel, init_normal
 from recwise.nn.mamba import Mamba
 from recwise.registry import register
 
@@ -82,7 +82,7 @@ class GMambaBlock(nn.Module):
         self.gru = nn.GRU(d, d, num_layers=1, bias=False, batch_first=True)
         self.gate_silu = nn.Linear(d, d)  # A = Linear(SiLU(.))
         self.gate_sigmoid = nn.Linear(d, d)  # S = Linear(Sigmoid(.))
-        self.gate_dropout = nn.Dropout(c.gate_dropout)
+        self.gate_dropout = Dropout(c.gate_dropout)
         self.conv1d = nn.Conv1d(d, d, kernel_size=3, padding=1)
 
     def flip_len(self, L: int) -> int:
@@ -111,7 +111,7 @@ class SIGMALayer(nn.Module):
         super().__init__()
         self.residual = c.num_layers > 1
         self.block = GMambaBlock(c)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
         self.norm = nn.LayerNorm(c.hidden_size, eps=1e-12)
         self.ffn = FeedForward(c.hidden_size, 4 * c.hidden_size, c.dropout)
 
@@ -132,7 +132,7 @@ class SIGMA(SeqModel):
         super().__init__(schema, config)
         c = config
         self.item_embedding = nn.Embedding(self.n_items, c.hidden_size, padding_idx=0)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
         self.norm = nn.LayerNorm(c.hidden_size, eps=1e-12)
         self.layers = nn.ModuleList(SIGMALayer(c) for _ in range(c.num_layers))
         self.apply(_init)
