@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -32,12 +33,25 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
             "cache": not args.no_cache, "cache_path": args.cache_path}
 
 
+def _silence_if_quiet(args: argparse.Namespace) -> None:
+    """Under --quiet, hide the model loaders' progress bars too."""
+    if getattr(args, "quiet", False):
+        os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF loader's own tqdm bar
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
+
+
 def _generate(args: argparse.Namespace) -> int:
     from recwise.llm._factory import load_generator
     from recwise.llm._generator import GenerationParams
 
     params = GenerationParams(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                               stop=tuple(args.stop or ()), seed=args.seed, n=args.n)
+    _silence_if_quiet(args)
     gen = load_generator(**_config(args))
     prompts: list[Any]
     if args.raw:
@@ -61,6 +75,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _embed(args: argparse.Namespace) -> int:
     from recwise.llm._factory import load_encoder
 
+    _silence_if_quiet(args)
     enc = load_encoder(**_config(args), show_progress=not getattr(args, "quiet", False))
     vecs = enc.encode(list(args.text))
     for text, v in zip(args.text, vecs):
