@@ -36,7 +36,7 @@ def test_fault_routes_exist_only_when_enabled() -> None:
     r = faulty.post("/v1/completions", json={"model": "m", "prompt": "x"})
     assert r.status_code == 429 and r.headers["retry-after"] == "7"
     assert faulty.post("/v1/completions", json={"model": "m", "prompt": "x"}).status_code == 200
-    assert faulty.get("/_faults").json() == {"remaining": 0, "requests": 2}
+    assert faulty.get("/_faults").json() == {"remaining": 0, "requests": 2, "batches": [1]}
 
 
 def test_concurrent_requests_share_one_batch_and_keep_order() -> None:

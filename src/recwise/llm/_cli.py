@@ -91,6 +91,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-window-ms", type=float, default=30.0,
+                   help="requests arriving within this time of the first are generated as one batch")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -100,7 +102,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535; got {args.port}")
     serve(args.model, host=args.host, port=args.port, encoder=args.encoder, device=args.device,
-          batch_size=args.batch_size, log_level=args.log_level)
+          batch_size=args.batch_size, batch_window_s=args.batch_window_ms / 1000, log_level=args.log_level)
     return 0
 
 

@@ -3,15 +3,16 @@
 Endpoints: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``,
 ``POST /v1/completions`` (``prompt`` may be a list: one batched call) and
 ``POST /v1/embeddings``. Requests that arrive together are generated in one batch: a
-batcher thread collects what is queued within ``batch_window_s`` and runs it as one
-backend call. The server binds to 127.0.0.1 unless told otherwise; it has no
+batcher thread collects what is queued within ``batch_window_s`` (30 ms) of the first
+request and runs it as one backend call. The server binds to 127.0.0.1 unless told otherwise; it has no
 authentication, so expose it only behind something that has.
 
 Fault injection (tests only)
 ----------------------------
 When the server starts with ``RECWISE_LLM_FAULTS`` set (``1``, or a JSON list used as
 the initial plan), it also serves ``POST /_faults`` (body ``{"plan": [...]}``: replace the
-plan and zero the counter) and ``GET /_faults`` (``{"remaining": n, "requests": m}``).
+plan and zero the counter) and ``GET /_faults`` (``{"remaining": n, "requests": m, "batches": [...]}``,
+the last being the number of requests merged into each recent backend call).
 Each ``/v1/*`` request takes the next fault of the plan, if any:
 
 - ``{"kind": "http_500"}``: answer HTTP 500;
@@ -54,6 +55,7 @@ class _Batcher:
         self.backend = backend
         self.window_s = window_s
         self._queue: queue.Queue[tuple[list[Row], Future[list[Completion]]]] = queue.Queue()
+        self.batch_sizes: list[int] = []  # requests per backend call, most recent last (last 100)
         threading.Thread(target=self._loop, name="recwise-llm-batcher", daemon=True).start()
 
     def submit(self, rows: list[Row]) -> list[Completion]:
@@ -74,6 +76,7 @@ class _Batcher:
                 except queue.Empty:
                     break
             rows = [r for job, _ in jobs for r in job]
+            self.batch_sizes = [*self.batch_sizes[-99:], len(jobs)]
             try:
                 done = self.backend.complete(rows)
             except Exception as exc:  # hand the failure to every waiting request
@@ -109,7 +112,7 @@ def create_app(
     encoder_name: str = "minilm",
     faults: bool = False,
     initial_faults: Sequence[dict[str, Any]] = (),
-    batch_window_s: float = 0.01,
+    batch_window_s: float = 0.03,
     default_max_tokens: int = 256,
 ) -> Any:
     """Build the FastAPI app around a generation backend and/or an encoder backend."""
@@ -165,7 +168,10 @@ def create_app(
         @app.get("/_faults")
         def get_faults() -> Any:
             with state_lock:
-                return {"remaining": len(state["plan"]), "requests": state["requests"]}
+                out = {"remaining": len(state["plan"]), "requests": state["requests"]}
+            if batcher is not None:
+                out["batches"] = list(batcher.batch_sizes)
+            return out
 
     @app.get("/health")
     def health() -> Any:
@@ -265,6 +271,7 @@ def serve(
     encoder: str | None = "minilm",
     device: str = "auto",
     batch_size: int = 8,
+    batch_window_s: float = 0.03,
     log_level: str = "warning",
 ) -> None:
     """Load the models, then serve until interrupted (fault injection per ``$RECWISE_LLM_FAULTS``)."""
@@ -287,7 +294,8 @@ def serve(
             raise ConfigError(f"${FAULTS_ENV} must be 1 or a JSON list of faults; got {raw!r}") from None
     name = os.path.basename(model).removesuffix(".gguf")
     enc_name = os.path.basename(encoder.rstrip("/")) if encoder else "none"
-    app = create_app(backend, enc, model_name=name, encoder_name=enc_name, faults=faults, initial_faults=initial)
+    app = create_app(backend, enc, model_name=name, encoder_name=enc_name, faults=faults, initial_faults=initial,
+                     batch_window_s=batch_window_s)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
