@@ -13,8 +13,9 @@ The selective scan computes, per batch row ``b``, channel ``d`` and state ``n``:
   ``mamba_ssm.ops.selective_scan_interface.selective_scan_ref``);
 * :func:`selective_scan` runs the linear recurrence as a parallel prefix scan (Hillis-Steele
   doubling: ``ceil(log2 L)`` vectorised steps) inside a custom autograd function whose backward
-  is the reverse-time scan of the same kind, so only the decay factors and the states are kept
-  for backward. It materialises (B, D, L, N) tensors: memory grows with batch x length.
+  is the reverse-time scan of the same kind. Like mamba_ssm's kernel it keeps only its inputs for
+  backward and recomputes the states there, a chunk of batch rows at a time, so the (B, D, L, N)
+  tensors exist for one chunk only.
 """
 
 from __future__ import annotations
@@ -111,18 +112,64 @@ def selective_scan_ref(
     return _finish(torch.stack(ys, dim=2), u, D, z, dtype)
 
 
+class _SelectiveScanCore(torch.autograd.Function):
+    """y[b,d,l] = sum_n h[b,d,l,n] C[b,n,l] with h the scan of exp(delta A) and delta u B.
+
+    Saves only its inputs and recomputes the (B, D, L, N) tensors in backward, as mamba_ssm's
+    kernel does, in chunks of ``chunk`` batch rows: memory stays O(inputs + one chunk).
+    """
+
+    @staticmethod
+    def forward(ctx, delta, A, B, C, u, chunk: int):  # type: ignore[override]  # noqa: ANN001, ANN205
+        ctx.save_for_backward(delta, A, B, C, u)
+        ctx.chunk = chunk
+        out = []
+        for s in range(0, u.shape[0], chunk):
+            sl = slice(s, s + chunk)
+            dA = torch.exp(delta[sl].unsqueeze(-1) * A[:, None, :])
+            dBu = (delta[sl] * u[sl]).unsqueeze(-1) * B[sl].transpose(1, 2).unsqueeze(1)
+            h = _doubling_scan(dA, dBu)
+            out.append(torch.einsum("bdln,bln->bdl", h, C[sl].transpose(1, 2)))
+        return torch.cat(out) if len(out) > 1 else out[0]
+
+    @staticmethod
+    def backward(ctx, gy):  # type: ignore[override]  # noqa: ANN001, ANN205
+        delta, A, B, C, u = ctx.saved_tensors
+        g_delta, g_B, g_C, g_u = (torch.empty_like(t) for t in (delta, B, C, u))
+        g_A = torch.zeros_like(A)
+        for s in range(0, u.shape[0], ctx.chunk):
+            sl = slice(s, s + ctx.chunk)
+            d, uu, Bt, Ct = delta[sl], u[sl], B[sl].transpose(1, 2), C[sl].transpose(1, 2)  # Bt, Ct: (b, l, n)
+            dA = torch.exp(d.unsqueeze(-1) * A[:, None, :])  # (b, d, l, n)
+            du = d * uu
+            h = _doubling_scan(dA, du.unsqueeze(-1) * Bt.unsqueeze(1))
+            g = gy[sl]
+            g_C[sl] = torch.einsum("bdl,bdln->bnl", g, h)
+            gh = g.unsqueeze(-1) * Ct.unsqueeze(1)  # dL/dh from y only
+            a_next = torch.cat([dA[..., 1:, :], torch.zeros_like(dA[..., :1, :])], dim=-2)
+            G = _doubling_scan(a_next.flip(-2), gh.flip(-2)).flip(-2)  # dL/dh total
+            h_prev = torch.cat([torch.zeros_like(h[..., :1, :]), h[..., :-1, :]], dim=-2)
+            gx = G * h_prev * dA  # dL/d(delta A)
+            g_du = torch.einsum("bdln,bln->bdl", G, Bt)
+            g_B[sl] = torch.einsum("bdln,bdl->bnl", G, du)
+            g_delta[sl] = torch.einsum("bdln,dn->bdl", gx, A) + g_du * uu
+            g_A += torch.einsum("bdln,bdl->dn", gx, d)
+            g_u[sl] = g_du * d
+        return g_delta, g_A, g_B, g_C, g_u, None
+
+
 def selective_scan(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
     D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
+    delta_softplus: bool = False, chunk: int = 256,
 ) -> torch.Tensor:
-    """Parallel selective scan; same arguments and result as :func:`selective_scan_ref`."""
+    """Parallel selective scan; same arguments and result as :func:`selective_scan_ref`.
+
+    ``chunk`` batch rows are scanned at a time; only the inputs are kept for backward.
+    """
     dtype = u.dtype
     u, delta, A, B, C = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    dA = torch.exp(delta.unsqueeze(-1) * A[:, None, :])  # (b, d, l, n)
-    dBu = (delta * u).unsqueeze(-1) * B.transpose(1, 2).unsqueeze(1)  # (b, d, l, n)
-    h = linear_scan(dA, dBu)
-    y = torch.einsum("bdln,bln->bdl", h, C.transpose(1, 2))
+    y = _SelectiveScanCore.apply(delta, A, B, C, u, chunk)
     return _finish(y, u, D, z, dtype)
 
 
