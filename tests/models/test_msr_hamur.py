@@ -4,38 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
-from recwise.data.schema import Field, FieldKind, Schema
 from recwise.errors import ConfigError
 from recwise.models.msr.hamur import HAMUR
-
-SCHEMA = Schema((
-    Field("user_id", FieldKind.SPARSE, 30), Field("movie_id", FieldKind.SPARSE, 40),
-    Field("gender", FieldKind.SPARSE, 2), Field("zip", FieldKind.SPARSE, 9),
-    Field("age", FieldKind.DENSE), Field("scenario", FieldKind.SCENARIO, 3), Field("label", FieldKind.LABEL),
-))
-
-
-def make_batch(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    sparse = torch.stack([torch.randint(0, f.vocab_size, (n,), generator=g) for f in SCHEMA.sparse], dim=1)
-    scenario = torch.randint(0, 3, (n,), generator=g)
-    label = ((sparse[:, 0] % 2) ^ (scenario == 1).long()).float()
-    return {"sparse": sparse, "dense": torch.rand(n, 1, generator=g), "scenario": scenario, "label": label}
+from tests.models._msr_helpers import ML_SCHEMA as SCHEMA
+from tests.models._msr_helpers import ml_batch, train_steps
 
 
 def trained(config: HAMUR.Config, batch: dict[str, torch.Tensor], steps: int = 15) -> tuple[HAMUR, list[float]]:
     torch.manual_seed(0)
     model = HAMUR(SCHEMA, config)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(steps):
-        loss = nn.functional.binary_cross_entropy_with_logits(model(batch), batch["label"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_steps(model, batch, steps)
     return model.eval(), losses
 
 
@@ -45,7 +24,7 @@ def eval_in_pieces(model: HAMUR, batch: dict[str, torch.Tensor], size: int) -> t
 
 
 def test_running_norm_makes_eval_independent_of_batch_composition() -> None:
-    batch = make_batch(384)
+    batch = ml_batch(384)
     model, losses = trained(HAMUR.Config(fcn_dims=(32, 16), k=8), batch)
     assert losses[-1] < losses[0]
     assert model.adapters[0].norm.running_mean.shape == (3, 16)
@@ -58,7 +37,7 @@ def test_running_norm_makes_eval_independent_of_batch_composition() -> None:
 
 
 def test_batch_norm_option_reproduces_the_released_batch_dependence() -> None:
-    batch = make_batch(384)
+    batch = ml_batch(384)
     model, _ = trained(HAMUR.Config(fcn_dims=(32, 16), k=8, adapter_norm="batch"), batch)
     assert not hasattr(model.adapters[0].norm, "running_mean")
     full = eval_in_pieces(model, batch, 384)

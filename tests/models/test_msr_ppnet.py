@@ -6,24 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from recwise.data.schema import Field, FieldKind, Schema
 from recwise.errors import ConfigError
 from recwise.models.msr.ppnet import PPNet
-
-# user_id and movie_id have the largest vocabularies, so they are the auto-picked ids.
-SCHEMA = Schema((
-    Field("user_id", FieldKind.SPARSE, 30), Field("movie_id", FieldKind.SPARSE, 40),
-    Field("gender", FieldKind.SPARSE, 2), Field("zip", FieldKind.SPARSE, 9),
-    Field("age", FieldKind.DENSE), Field("scenario", FieldKind.SCENARIO, 3), Field("label", FieldKind.LABEL),
-))
+from tests.models._msr_helpers import ML_SCHEMA as SCHEMA
+from tests.models._msr_helpers import eval_three_ways, ml_batch, train_steps
 
 
 def make_batch(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    sparse = torch.stack([torch.randint(0, f.vocab_size, (n,), generator=g) for f in SCHEMA.sparse], dim=1)
-    scenario = torch.randint(0, 3, (n,), generator=g)
-    label = ((sparse[:, 2] == 1) ^ (scenario == 1)).float()  # planted in an agnostic field
-    return {"sparse": sparse, "dense": torch.rand(n, 1, generator=g), "scenario": scenario, "label": label}
+    """Label planted in an agnostic field (gender), not in the ids."""
+    return ml_batch(n, seed, label=lambda sparse, scenario: ((sparse[:, 2] == 1) ^ (scenario == 1)).float())
 
 
 def agnostic_grads(model: PPNet, batch: dict[str, torch.Tensor]) -> tuple[float, float, float]:
@@ -65,20 +56,8 @@ def test_trains_and_eval_is_independent_of_batch_composition() -> None:
     torch.manual_seed(0)
     model = PPNet(SCHEMA, PPNet.Config())
     batch = make_batch(512)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(20):
-        loss = nn.functional.binary_cross_entropy_with_logits(model(batch), batch["label"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train_steps(model, batch, steps=20)
     assert losses[-1] < losses[0]
-    model.eval()
-    with torch.no_grad():
-        full = model(batch)
-        pieces = torch.cat([model({k: v[i:i + 7] for k, v in batch.items()}) for i in range(0, 512, 7)])
-        perm = torch.randperm(512)
-        shuffled = model({k: v[perm] for k, v in batch.items()})
+    full, pieces, perm, shuffled = eval_three_ways(model, batch)
     torch.testing.assert_close(pieces, full, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(shuffled, full[perm], atol=1e-6, rtol=1e-5)

@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from recwise.data.schema import Field, FieldKind, Schema
 from recwise.models.msr.star import STAR, STARConfig
-
-SCHEMA = Schema((
-    Field("a", FieldKind.SPARSE, 10), Field("b", FieldKind.SPARSE, 7), Field("x", FieldKind.DENSE),
-    Field("scenario", FieldKind.SCENARIO, 3), Field("label", FieldKind.LABEL),
-))
-
-
-def batch(n: int, seed: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {"sparse": torch.stack([torch.randint(0, 10, (n,), generator=g), torch.randint(0, 7, (n,), generator=g)], 1),
-            "dense": torch.rand(n, 1, generator=g), "scenario": torch.randint(0, 3, (n,), generator=g)}
+from tests.models._msr_helpers import SMALL_SCHEMA as SCHEMA
+from tests.models._msr_helpers import eval_in_two_contexts, small_batch, spread_model
 
 
 def trained(config: STARConfig) -> STAR:
-    torch.manual_seed(0)
-    model = STAR(SCHEMA, config)
-    with torch.no_grad():  # embeddings start near zero; spread them so the norm has something to do
-        model.embedding.table.weight.normal_()
+    model = spread_model(STAR, config, scenario_embedding=False)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for step in range(5):
-        b = batch(128, step)
+        b = small_batch(128, step)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(b), (b["sparse"][:, 0] % 2).float())
         opt.zero_grad()
         loss.backward()
@@ -34,21 +21,12 @@ def trained(config: STARConfig) -> STAR:
     return model.eval()
 
 
-def eval_in_two_contexts(model: STAR) -> float:
-    """Max |diff| of the predictions for 16 shared rows, batched with two different companions."""
-    shared, other_a, other_b = batch(16, 100), batch(48, 101), batch(48, 102)
-    with torch.no_grad():
-        a = model({k: torch.cat([shared[k], other_a[k]]) for k in shared})[:16]
-        b = model({k: torch.cat([shared[k], other_b[k]]) for k in shared})[:16]
-    return (a - b).abs().max().item()
-
-
 def test_fixed_eval_is_independent_of_batch() -> None:
-    assert eval_in_two_contexts(trained(STARConfig())) < 1e-6
+    assert eval_in_two_contexts(trained(STARConfig()), 16, 48) < 1e-6
 
 
 def test_released_option_reproduces_batch_dependence() -> None:
-    assert eval_in_two_contexts(trained(STARConfig(norm_batch_stats_in_eval=True))) > 1e-3
+    assert eval_in_two_contexts(trained(STARConfig(norm_batch_stats_in_eval=True)), 16, 48) > 1e-3
 
 
 def test_running_statistics_are_learned_and_saved() -> None:
@@ -59,8 +37,8 @@ def test_running_statistics_are_learned_and_saved() -> None:
 
 def test_output_relu_option() -> None:
     model = trained(STARConfig(output_relu=True))
-    b = batch(32, 7)
+    b = small_batch(32, 7)
     with torch.no_grad():
         fcn_part = model(b) - model.aux(model.embedding.flat(b)).squeeze(1)
     assert (fcn_part >= 0).all()  # the released ReLU keeps the scenario network's part non-negative
-    assert STAR(SCHEMA, STARConfig(output_relu=False))(batch(8, 1)).shape == (8,)
+    assert STAR(SCHEMA, STARConfig(output_relu=False))(small_batch(8, 1)).shape == (8,)
