@@ -91,16 +91,16 @@ class _Dropout(torch.autograd.Function):
         n = x.numel()
         bits = torch.empty((n + 2) // 3, dtype=torch.int64, device=x.device).random_()
         u16 = bits.view(torch.int16).view(-1, 4)[:, :3].reshape(-1)[:n].view(x.shape)
-        drop = u16 < (round(p * 65536) - 32768)
-        scale = 1.0 / (1.0 - p)
-        ctx.save_for_backward(drop)
-        ctx.scale = scale
-        return x.masked_fill(drop, 0.0).mul_(scale)
+        # a float mask holding 0 or 1/(1-p): multiplying by it is several times cheaper on CPU than
+        # masked_fill (measured), in forward and in backward
+        mask = (u16 >= (round(p * 65536) - 32768)).to(x.dtype).mul_(1.0 / (1.0 - p))
+        ctx.save_for_backward(mask)
+        return x * mask
 
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        (drop,) = ctx.saved_tensors
-        return g.masked_fill(drop, 0.0).mul_(ctx.scale), None
+        (mask,) = ctx.saved_tensors
+        return g * mask, None
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
