@@ -183,10 +183,10 @@ def peer_python(explicit: str | None, wheel: str | None) -> Path:
     return py
 
 
-def spawn(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+def spawn(cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> dict[str, Any]:
     """Run a worker; returns its JSON (last stdout line) plus its own peak RSS in GiB."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, cwd=cwd)
     out, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed ({' '.join(cmd[:4])} ...):\n{err[-3000:]}")
@@ -238,7 +238,8 @@ def main() -> int:
         else:
             py = peer_python(args.peer_python, args.recbole_wheel)
             fig["recbole"] = spawn([str(py), str(Path(__file__).resolve()), "--worker", "recbole", model, data_root,
-                                    str(args.peer_epochs)], {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})
+                                    str(args.peer_epochs)], {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
+                                   cwd=tempfile.mkdtemp(prefix="rb-run-"))  # RecBole writes logs into its cwd
         rb = fig["recbole"]
         # the NDCG@10 to reach: RecBole's own 5-epoch figure when it ran 5 epochs, else the anchor
         target = rb["test"]["ndcg@10"] if rb["epochs"] >= 5 else ANCHOR[model]["ndcg@10"]
