@@ -10,7 +10,8 @@ Measured per model, each in its own process (peak RSS = that process's ``ru_maxr
   epochs (RecBole's autograd anomaly mode switched off after the model import, as in
   shared/reference/peers-measured.md), then test metrics of the best-valid model;
 * ``recwise-prefix``: the same construction and batch, ``--prefix-epochs`` epochs -> examples/s;
-* ``recwise-default``: recwise's default construction (``sequence``, batch 32 windows), epochs
+* ``recwise-default``: recwise's default construction (``sequence``, batch 32 windows, 1 thread by
+  default: its small per-step ops stall with 2 OpenMP threads on a loaded 2-core VM), epochs
   until test NDCG@10 reaches RecBole's 5-epoch test NDCG@10 (or ``--max-epochs``); the time to
   get there counts data preparation, training and validation, not the extra test evaluations.
 
@@ -99,7 +100,7 @@ def worker_recbole(model: str, data_root: str, epochs: int) -> dict[str, Any]:
             "test": {k: float(v) for k, v in res.items()}}
 
 
-def _recwise_setup(model: str, kind: str) -> tuple[Any, ...]:
+def _recwise_setup(model: str, kind: str, threads: int) -> tuple[Any, ...]:
     import torch
 
     from recwise.data.seq_datasets import load_sequences
@@ -107,7 +108,7 @@ def _recwise_setup(model: str, kind: str) -> tuple[Any, ...]:
     from recwise.registry import get_model
     from recwise.tasks.sequential import make_examples, seq_schema
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     seqs, _ = load_sequences("ml-100k", use_cache=False)
     train = make_examples(seqs, kind, 50, "right")
     val, test = eval_inputs(seqs, "val", 50), eval_inputs(seqs, "test", 50)
@@ -118,12 +119,12 @@ def _recwise_setup(model: str, kind: str) -> tuple[Any, ...]:
     return seqs, train, val, test, net, torch.from_numpy(seqs.items)
 
 
-def worker_recwise(model: str, kind: str, epochs: int, target: float) -> dict[str, Any]:
+def worker_recwise(model: str, kind: str, epochs: int, target: float, threads: int) -> dict[str, Any]:
     from recwise.tasks.sequential import evaluate, seq_loss, train_defaults
     from recwise.train import TrainConfig, Trainer
 
     t_start = time.perf_counter()
-    seqs, train, val, test, net, items = _recwise_setup(model, kind)
+    seqs, train, val, test, net, items = _recwise_setup(model, kind, threads)
     bs = train_defaults(kind)["batch_size"]
     cfg = TrainConfig(epochs=epochs, batch_size=bs, eval_batch_size=4096, lr=1e-3, weight_decay=0.0,
                       patience=1000, seed=0, device="cpu")
@@ -201,6 +202,9 @@ def main() -> int:
     ap.add_argument("--peer-epochs", type=int, default=1, help="RecBole epochs (5 = the anchor run; ~181 s each)")
     ap.add_argument("--prefix-epochs", type=int, default=1)
     ap.add_argument("--max-epochs", type=int, default=30, help="cap for the default-construction run")
+    ap.add_argument("--default-threads", type=int, default=1,
+                    help="intra-op threads of the default-construction run (batches of 32 windows: 2 threads "
+                         "stall on a shared 2-core machine, measured 20x slower per step)")
     ap.add_argument("--skip-peer", action="store_true", help="use the anchor figures instead of running RecBole")
     ap.add_argument("--peer-python", default=None)
     ap.add_argument("--recbole-wheel", default=None, help="install RecBole from this wheel instead of PyPI")
@@ -214,7 +218,7 @@ def main() -> int:
         if kind == "recbole":
             res = worker_recbole(model, rest[0], int(rest[1]))
         else:
-            res = worker_recwise(model, kind, int(rest[0]), float(rest[1]))
+            res = worker_recwise(model, kind, int(rest[0]), float(rest[1]), int(rest[2]))
         import resource
 
         res["_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -245,8 +249,9 @@ def main() -> int:
         target = rb["test"]["ndcg@10"] if rb["epochs"] >= 5 else ANCHOR[model]["ndcg@10"]
         rb_epoch = sum(rb["epoch_seconds"]) / len(rb["epoch_seconds"])
         rb_wall5 = rb["wall_seconds"] if rb["epochs"] >= 5 else rb["wall_seconds"] + (5 - rb["epochs"]) * rb_epoch
-        fig["recwise-prefix"] = spawn(me + ["prefix", model, str(args.prefix_epochs), str(target)])
-        fig["recwise-default"] = spawn(me + ["sequence", model, str(args.max_epochs), str(target)])
+        fig["recwise-prefix"] = spawn(me + ["prefix", model, str(args.prefix_epochs), str(target), "2"])
+        fig["recwise-default"] = spawn(me + ["sequence", model, str(args.max_epochs), str(target),
+                                             str(args.default_threads)])
         p, d = fig["recwise-prefix"], fig["recwise-default"]
         reached = d["reached"]
         fig["ratios"] = {
@@ -265,7 +270,7 @@ def main() -> int:
         print(f"recwise prefix  : {sum(p['epoch_seconds']) / p['epochs']:.1f} s/epoch, {p['examples_per_s']:.0f} "
               f"examples/s, peak RSS {p['peak_rss_gib']:.2f} GiB, test NDCG@10 {p['log'][-1]['test_ndcg@10']:.4f} "
               f"after {p['epochs']} epoch(s)")
-        print(f"recwise default : {sum(d['epoch_seconds']) / d['epochs']:.1f} s/epoch ({d['train_rows']} windows, "
+        print(f"recwise default : {args.default_threads} thread(s), {sum(d['epoch_seconds']) / d['epochs']:.1f} s/epoch ({d['train_rows']} windows, "
               f"{d['train_targets']} targets), peak RSS {d['peak_rss_gib']:.2f} GiB; test NDCG@10 >= {target:.4f} "
               + (f"at epoch {d['log'].index(reached) + 1}, {reached['elapsed']:.1f} s" if reached
                  else f"not reached in {d['epochs']} epochs (best {max(e['test_ndcg@10'] for e in d['log']):.4f})"))
