@@ -195,13 +195,10 @@ _register(SeqDatasetInfo("yelp", "Yelp reviews as sequences, [5,100) filter",
 
 
 def default_raw_dir(name: str) -> Path:
-    """``$RECWISE_HOME/raw/<name>``; for ml-100k also the copy RecBole ships, when present."""
-    raw = default_root() / "raw" / name
-    if not raw.exists() and name == "ml-100k":
-        for cand in (os.environ.get("RECWISE_ML100K"), "/tmp/rb/x/recbole/dataset_example/ml-100k"):
-            if cand and Path(cand).is_dir():
-                return Path(cand)
-    return raw
+    """``$RECWISE_HOME/raw/<name>`` (for ml-100k, ``$RECWISE_ML100K`` when set)."""
+    if name == "ml-100k" and os.environ.get("RECWISE_ML100K"):
+        return Path(os.environ["RECWISE_ML100K"])
+    return default_root() / "raw" / name
 
 
 def read_interactions(name: str, data_dir: str | os.PathLike[str] | None = None) -> Raw:
