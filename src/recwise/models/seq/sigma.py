@@ -135,7 +135,9 @@ class SIGMA(SeqModel):
         self.dropout = Dropout(c.dropout)
         self.norm = nn.LayerNorm(c.hidden_size, eps=1e-12)
         self.layers = nn.ModuleList(SIGMALayer(c) for _ in range(c.num_layers))
-        self.apply(_init)
+        # the released _init_weights: N(0, 0.02) on every Linear/Embedding weight, zero Linear biases;
+        # it reaches inside the Mamba block, so dt_proj's bias is zeroed too (step size softplus(0))
+        self.apply(init_normal)
 
     def encode(self, batch: Batch) -> torch.Tensor:
         x = self.norm(self.dropout(self.item_embedding(batch["item_seq"])))
@@ -144,10 +146,3 @@ class SIGMA(SeqModel):
         return x
 
 
-
-def _init(module: nn.Module) -> None:
-    """The released ``_init_weights``, applied to every submodule after construction: N(0, 0.02) on
-    each Linear/Embedding weight and zero Linear biases. It reaches inside the Mamba block, so the
-    ``dt_proj`` bias (mamba_ssm's inverse-softplus init) is zeroed too: the step size starts at
-    softplus(0) = 0.69 for every channel, as in the released model."""
-    init_normal(module)
