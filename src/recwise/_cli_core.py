@@ -15,6 +15,8 @@ from recwise.config import parse_overrides
 from recwise.errors import CheckpointError, ConfigError, RecwiseError
 
 TASKS = ("msr",)
+# task CLI modules under recwise.tasks, each optional; see register() below
+TASK_CLI_MODULES = ("seq_cli", "selection_cli", "pad_cli", "llmers_cli")
 
 
 def register(sub: argparse._SubParsersAction, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -39,15 +41,23 @@ def register(sub: argparse._SubParsersAction, add_common: Callable[[argparse.Arg
     add_common(q)
     q.set_defaults(func=cmd_bench_msr)
 
-    try:  # the sequential task adds `run sequential` and `bench sequential`
-        from recwise.tasks import seq_cli
-    except ImportError:
-        seq_cli = None  # type: ignore[assignment]
-    if seq_cli is not None:
-        seq_cli.register(rs, bs, add_common)
+    # Each further task adds its own `run <task>` / `bench <task>` from recwise.tasks.<module>,
+    # which exposes register(run_subparsers, bench_subparsers, add_common).
+    import importlib
+
+    for module in TASK_CLI_MODULES:
+        try:
+            task_cli = importlib.import_module(f"recwise.tasks.{module}")
+        except ModuleNotFoundError as err:
+            if err.name != f"recwise.tasks.{module}":
+                raise
+            continue
+        task_cli.register(rs, bs, add_common)
 
     p = sub.add_parser("models", help="list the registered models of a task")
-    p.add_argument("task", choices=TASKS + ("sequential",))
+    from recwise.registry import TASK_PACKAGES
+
+    p.add_argument("task", choices=sorted(TASK_PACKAGES))
     add_common(p)
     p.set_defaults(func=cmd_models)
 

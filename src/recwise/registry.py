@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -29,11 +30,18 @@ def register(task: str, name: str) -> Callable[[type], type]:
     return deco
 
 
+# task -> the package whose import registers that task's models
+TASK_PACKAGES = {
+    "msr": "recwise.models.msr",
+    "sequential": "recwise.models.seq",
+    "ctr": "recwise.models.ctr",
+}
+
+
 def _load(task: str) -> None:
-    if task == "msr":
-        import recwise.models.msr  # noqa: F401  (registers on import)
-    elif task == "sequential":
-        import recwise.models.seq  # noqa: F401
+    package = TASK_PACKAGES.get(task)
+    if package is not None:
+        importlib.import_module(package)  # registers on import
 
 
 def list_models(task: str) -> list[str]:
