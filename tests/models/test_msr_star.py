@@ -42,3 +42,28 @@ def test_output_relu_option() -> None:
         fcn_part = model(b) - model.aux(model.embedding.flat(b)).squeeze(1)
     assert (fcn_part >= 0).all()  # the released ReLU keeps the scenario network's part non-negative
     assert STAR(SCHEMA, STARConfig(output_relu=False))(small_batch(8, 1)).shape == (8,)
+
+
+def test_partitioned_norm_keeps_statistics_per_scenario() -> None:
+    model = trained(STARConfig(norm_stats="scenario"))
+    b = small_batch(4096, 3)
+    with torch.no_grad():
+        x = model.embedding.flat(b)
+        model.train()
+        z = model._standardise(x, b["scenario"])
+    for s in range(3):  # in training each scenario's rows are standardised by their own statistics
+        rows = z[b["scenario"] == s]
+        assert rows.mean(0).abs().max() < 1e-4
+        assert (rows.var(0, unbiased=False) - 1).abs().max() < 1e-2
+    means = torch.stack([n.running_mean for n in model.scenario_norms])
+    assert (means[0] - means[1]).abs().max() > 0  # three separate sets of running statistics
+    assert eval_in_two_contexts(model.eval(), 16, 48) < 1e-6
+
+
+def test_unknown_norm_stats_is_an_error() -> None:
+    import pytest
+
+    from recwise.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="norm_stats"):
+        STARConfig(norm_stats="domain")

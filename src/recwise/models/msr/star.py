@@ -20,7 +20,10 @@ How we differ
   eval prediction depends on the rest of the batch. We keep running statistics (as BatchNorm
   does) and use them in eval. ``norm_batch_stats_in_eval=True`` restores the released behaviour.
   In training both use the batch statistics over all rows (the released code does not split them
-  by scenario, unlike the paper's partitioned norm; we keep that).
+  by scenario, unlike the paper's partitioned norm; we keep that by default).
+  ``norm_stats="scenario"`` gives the paper's partitioned normalisation: each scenario's rows are
+  standardised with that scenario's batch statistics in training and its own running statistics
+  in eval.
 * The released model puts a ReLU (after a BatchNorm) on the 1-wide FCN output before adding the
   aux logit, so the scenario network can only push the logit up. We judge it a bug (the paper's
   FCN ends in a plain linear output) but keep it by default for faithfulness;
@@ -37,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recwise.data.schema import Schema
+from recwise.errors import ConfigError
 from recwise.models.msr._base import MSRModel, pick_scenario
 from recwise.nn import MLP, FeatureEmbedding
 from recwise.registry import register
@@ -59,6 +63,9 @@ class STARConfig:
         eval predictions then depend on batch composition).
     output_relu : bool, default True
         Apply ReLU to the 1-wide FCN output before the aux logit is added (released behaviour).
+    norm_stats : {"shared", "scenario"}, default "shared"
+        Statistics of the domain norm: one set over all rows (released code) or one set per
+        scenario (the paper's partitioned normalisation).
     """
 
     embed_dim: int = 16
@@ -67,6 +74,11 @@ class STARConfig:
     norm_eps: float = 1e-6
     norm_batch_stats_in_eval: bool = False
     output_relu: bool = True
+    norm_stats: str = "shared"
+
+    def __post_init__(self) -> None:
+        if self.norm_stats not in ("shared", "scenario"):
+            raise ConfigError(f"model.norm_stats must be 'shared' or 'scenario'; got {self.norm_stats!r}")
 
 
 class StarFCN(nn.Module):
@@ -118,6 +130,10 @@ class STAR(MSRModel):
         d = self.embedding.flat_dim
         # domain norm: one set of statistics (running ones kept for eval), shared x scenario affine
         self.norm = nn.BatchNorm1d(d, eps=c.norm_eps, affine=False)
+        if c.norm_stats == "scenario":  # partitioned norm: statistics per scenario
+            self.scenario_norms = nn.ModuleList(
+                nn.BatchNorm1d(d, eps=c.norm_eps, affine=False) for _ in range(self.n_scenarios)
+            )
         self.norm_gamma = nn.Parameter(torch.ones(d))
         self.norm_beta = nn.Parameter(torch.zeros(d))
         self.norm_own_gamma = nn.Parameter(torch.ones(self.n_scenarios, d))
@@ -125,7 +141,22 @@ class STAR(MSRModel):
         self.fcn = StarFCN([d, *c.fcn_dims, 1], self.n_scenarios, output_relu=c.output_relu)
         self.aux = MLP(d, c.aux_dims)
 
-    def _standardise(self, x: torch.Tensor) -> torch.Tensor:
+    def _standardise(self, x: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:
+        if self.config.norm_stats == "scenario":
+            z = torch.empty_like(x)
+            for s, norm in enumerate(self.scenario_norms):
+                rows = (scenario == s).nonzero(as_tuple=True)[0]
+                if rows.numel() == 0:
+                    continue
+                xs = x.index_select(0, rows)
+                if self.training and rows.numel() == 1:  # no batch statistics from one row
+                    zs = F.batch_norm(xs, norm.running_mean, norm.running_var, training=False, eps=norm.eps)
+                elif not self.training and self.config.norm_batch_stats_in_eval:
+                    zs = F.batch_norm(xs, None, None, training=True, eps=norm.eps)
+                else:
+                    zs = norm(xs)
+                z = z.index_copy(0, rows, zs)
+            return z
         if not self.training and self.config.norm_batch_stats_in_eval:
             return F.batch_norm(x, None, None, training=True, eps=self.config.norm_eps)
         return self.norm(x)  # batch statistics in training, running statistics in eval
@@ -133,7 +164,7 @@ class STAR(MSRModel):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Batch dict -> (B,) logits: own scenario's FCN output plus the aux logit."""
         x = self.embedding.flat(batch)  # (B, F*E + D)
-        z = self._standardise(x)
+        z = self._standardise(x, batch["scenario"])
         outs = []
         for s in range(self.n_scenarios):  # every scenario's network on every row, as released
             gamma = self.norm_gamma * self.norm_own_gamma[s]
