@@ -1,0 +1,141 @@
+"""The results store: appends with metadata, grouped statistics, parallel writers, damaged files."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("duckdb")
+
+from recwise.errors import ConfigError
+from recwise.results import ResultRow
+from recwise.store import ResultStore, StoreError, default_store_path
+
+
+def _rows(model: str, seed: int, auc: float, *, task: str = "msr", dataset: str = "toy") -> list[ResultRow]:
+    return [ResultRow(task, dataset, model, seed, "test", "all", "auc", auc),
+            ResultRow(task, dataset, model, seed, "test", "scenario=0", "auc", auc - 0.01),
+            ResultRow(task, dataset, model, seed, "val", "all", "auc", auc + 0.02)]
+
+
+def test_append_keeps_meta_and_summary_is_mean_std_count(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "r.duckdb")
+    assert not store.exists and store.count() == 0
+    for seed, auc in enumerate([0.70, 0.72, 0.74]):
+        store.append(_rows("a", seed, auc), {"config_hash": "h1", "wall_seconds": 1.5 + seed})
+    store.append(_rows("b", 0, 0.60), {"config_hash": "h2", "peak_rss_mb": None})
+    df = store.query(model="a", seed=1, split="test", segment="all")
+    assert df.height == 1
+    rec = df.row(0, named=True)
+    assert (rec["value"], rec["config_hash"], rec["wall_seconds"], rec["status"]) == (0.72, "h1", 2.5, "ok")
+    assert rec["version"] and rec["peak_rss_mb"] > 0 and rec["host"]
+    assert store.query(model="b")["peak_rss_mb"].null_count() == 3  # None given means NULL, not this process
+    s = store.summary(split="test", segment="all", metric="auc")
+    by_model = {r["model"]: r for r in s.iter_rows(named=True)}
+    assert by_model["a"]["count"] == 3 and by_model["b"]["count"] == 1
+    assert by_model["a"]["mean"] == pytest.approx(0.72) and by_model["a"]["std"] == pytest.approx(0.02)
+    assert by_model["b"]["std"] == 0.0
+    # filters take lists; grouping can be coarser
+    assert store.summary(by=("split",), model=["a", "b"])["count"].to_list() == [8, 4]
+
+
+def test_rerun_supersedes_and_history_is_kept(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "r.duckdb")
+    store.append(_rows("a", 0, 0.70), {"config_hash": "old"})
+    store.append(_rows("a", 0, 0.75), {"config_hash": "new"})
+    latest = store.query(model="a", split="test", segment="all")
+    assert latest["value"].to_list() == [0.75] and latest["config_hash"].to_list() == ["new"]
+    assert store.query(model="a", split="test", segment="all", latest=False).height == 2
+    assert store.count() == 6
+
+
+def test_failures_are_recorded_and_cleared_by_a_later_success(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "r.duckdb")
+    store.append(_rows("a", 0, 0.7))
+    store.append_failure("msr", "toy", "a", 1, "RuntimeError: worker died\ntraceback...")
+    store.append_failure("msr", "toy", "b", 0, "MemoryError")
+    f = store.failures()
+    assert sorted(zip(f["model"], f["seed"], f["error"])) == [("a", 1, "RuntimeError: worker died"),
+                                                              ("b", 0, "MemoryError")]
+    store.append(_rows("a", 1, 0.71))
+    assert store.failures()["model"].to_list() == ["b"]
+    # a failed cell never enters the statistics
+    assert store.summary(split="test", segment="all")["count"].to_list() == [2]
+
+
+def test_bad_meta_key_and_filter_are_config_errors(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "r.duckdb")
+    with pytest.raises(ConfigError, match="did you mean 'wall_seconds'"):
+        store.append(_rows("a", 0, 0.7), {"wall_second": 3.0})
+    store.append(_rows("a", 0, 0.7))
+    with pytest.raises(ConfigError, match="did you mean 'dataset'"):
+        store.query(datset="toy")
+
+
+def test_default_path_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECWISE_STORE", raising=False)
+    monkeypatch.setenv("RECWISE_HOME", str(tmp_path))
+    assert default_store_path() == tmp_path / "results.duckdb"
+    monkeypatch.setenv("RECWISE_STORE", str(tmp_path / "x.duckdb"))
+    assert ResultStore().path == tmp_path / "x.duckdb"
+
+
+def _writer(path: str, worker: int, appends: int) -> None:
+    store = ResultStore(path, lock_timeout=120)
+    for i in range(appends):  # one short transaction per cell, as a grid worker does
+        store.append(_rows(f"m{worker}", i, 0.5 + i / 1000), {"config_hash": f"w{worker}"})
+
+
+def test_parallel_writers_lose_no_rows(tmp_path: Path) -> None:
+    path = str(tmp_path / "r.duckdb")
+    workers, appends = 4, 15
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, w, appends)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=180)
+    assert [p.exitcode for p in procs] == [0] * workers
+    store = ResultStore(path)
+    assert store.count() == workers * appends * 3
+    df = store.query(latest=False)
+    assert df["append_no"].n_unique() == workers * appends  # every append committed once, in a total order
+    counts = store.summary(by=("model",), split="test", segment="all")
+    assert counts["count"].to_list() == [appends] * workers
+
+
+def test_truncated_store_raises_naming_the_file(tmp_path: Path) -> None:
+    good = tmp_path / "good.duckdb"
+    store = ResultStore(good)
+    for seed in range(40):
+        store.append(_rows("a", seed, 0.7))
+    size = good.stat().st_size
+    for cut in (0, 100, size // 2, size - 1000):
+        bad = tmp_path / f"cut{cut}.duckdb"
+        shutil.copy(good, bad)
+        with open(bad, "r+b") as fh:
+            fh.truncate(cut)
+        with pytest.raises(StoreError) as err:
+            ResultStore(bad).summary()
+        msg = str(err.value)
+        assert str(bad) in msg and "recwise results import" in msg and "\n" not in msg
+        with pytest.raises(StoreError):  # appending to it must not "repair" it either
+            ResultStore(bad).append(_rows("a", 99, 0.7))
+
+
+def test_a_file_that_is_not_a_store(tmp_path: Path) -> None:
+    csv = tmp_path / "results.csv"
+    csv.write_text("task,dataset\nmsr,toy\n")
+    with pytest.raises(StoreError, match="not a DuckDB database"):
+        ResultStore(csv).summary()
+    import duckdb
+
+    other = tmp_path / "other.duckdb"
+    duckdb.connect(str(other)).close()
+    with pytest.raises(StoreError, match="not a recwise results store"):
+        ResultStore(other).summary()
+    with pytest.raises(StoreError, match="no results store"):
+        ResultStore(tmp_path / "missing.duckdb").summary()
