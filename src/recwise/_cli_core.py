@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from recwise.config import parse_overrides
-from recwise.errors import CheckpointError, ConfigError, RecwiseError
+from recwise.errors import ConfigError, RecwiseError
 
 TASKS = ("msr",)
 # task CLI modules under recwise.tasks, each optional; see register() below
@@ -38,6 +35,9 @@ def register(sub: argparse._SubParsersAction, add_common: Callable[[argparse.Arg
     q.add_argument("--models", default="all", help="comma-separated names or 'all'")
     q.add_argument("--seeds", type=int, default=3, help="number of seeds (0..n-1)")
     q.add_argument("--out", type=Path, default=None, help="output folder (default results/msr-<dataset>)")
+    from recwise.bench import add_grid_arguments
+
+    add_grid_arguments(q)
     add_common(q)
     q.set_defaults(func=cmd_bench_msr)
 
@@ -129,59 +129,36 @@ def cmd_run_msr(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_msr(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
+    from recwise.bench import Cell, grid_options, run_grid
+    from recwise.bench.cells import msr_cell
+    from recwise.config import config_to_dict
     from recwise.registry import list_models
-    from recwise.results import read_results, summary_markdown, write_results, atomic_write_text
-    from recwise.tasks.msr import MSRRun, resolve_configs, run
+    from recwise.results import atomic_write_text, summary_markdown
+    from recwise.tasks.msr import MSRRun, resolve_configs
 
     models = list_models("msr") if args.models == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
     if args.seeds < 1:
         raise ConfigError(f"option --seeds must be >= 1; got {args.seeds}")
+    grid = grid_options(args)
     train, model_opts = _options(args)
-    for m in models:  # every cell's options are checked before anything runs
-        resolve_configs(MSRRun(args.dataset, m, 0), train, model_opts)
+    resolved = {m: resolve_configs(MSRRun(args.dataset, m, 0), train, model_opts) for m in models}  # checked first
     prepared = _prepare(args)
     out: Path = args.out or Path("results") / f"msr-{args.dataset}"
-    cells = [(m, s) for m in models for s in range(args.seeds)]
-    rows, failed, skipped = [], [], 0
-    bar = tqdm(cells, desc="cells", disable=args.quiet)
-    for m, s in bar:
-        bar.set_postfix(model=m, seed=s, failed=len(failed))
-        cell_dir = out / "cells" / m / f"seed{s}"
-        if (cell_dir / "results.csv").exists():
-            rows += read_results(cell_dir / "results.csv")
-            skipped += 1
-            continue
-        cell = MSRRun(args.dataset, m, s, args.data_dir, args.split_seed)
-        try:
-            try:
-                resume = (cell_dir / "checkpoint").exists()
-                rows += run(cell, prepared, train_options=train, model_options=model_opts, out_dir=cell_dir,
-                            resume=resume, progress=False)
-            except CheckpointError:  # options changed since the checkpoint: start the cell over
-                shutil.rmtree(cell_dir / "checkpoint", ignore_errors=True)
-                rows += run(cell, prepared, train_options=train, model_options=model_opts, out_dir=cell_dir,
-                            progress=False)
-            (cell_dir / "error.txt").unlink(missing_ok=True)
-        except Exception as exc:  # a failed cell is recorded and the grid goes on
-            if isinstance(exc, ConfigError):
-                raise
-            cell_dir.mkdir(parents=True, exist_ok=True)
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            atomic_write_text(cell_dir / "error.txt", reason + "\n\n" + traceback.format_exc())
-            failed.append((m, s, reason))
-            print(f"recwise: cell {m} seed {s} failed: {reason}", file=sys.stderr)
-    bar.close()
-    write_results(out / "results.csv", rows)
-    md = f"# msr on {args.dataset}: test metrics, mean ± std over seeds\n\n" + summary_markdown(rows)
-    if failed:
-        md += "\nFailed cells:\n\n" + "".join(f"- {m} seed {s}: {r}\n" for m, s, r in failed)
+    cells = []
+    for m in models:
+        tcfg, mcfg = resolved[m]
+        options = {"train": {k: v for k, v in config_to_dict(tcfg).items() if k != "seed"},
+                   "model": config_to_dict(mcfg), "split_seed": args.split_seed, "data": prepared.meta.get("key")}
+        cells += [Cell("msr", args.dataset, m, s, options) for s in range(args.seeds)]
+    res = run_grid(cells, msr_cell, out, shared=prepared, **grid)
+    md = f"# msr on {args.dataset}: test metrics, mean ± std over seeds\n\n" + summary_markdown(res.rows)
+    if res.failed:
+        md += "\nFailed cells:\n\n" + "".join(f"- {f.model} seed {f.seed}: {f.reason}\n" for f in res.failed)
     atomic_write_text(out / "results.md", md)
     print(md)
-    print(f"{len(cells) - skipped - len(failed)} cells run, {skipped} reused, {len(failed)} failed; "
-          f"results in {out / 'results.csv'} and {out / 'results.md'}")
-    return 1 if failed else 0
+    print(f"{res.ran} cells run, {res.reused} reused, {len(res.failed)} failed in {res.wall_seconds:.1f} s "
+          f"({grid['executor']} executor); results in {out / 'results.csv'} and {out / 'results.md'}")
+    return 1 if res.failed else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from recwise.config import parse_overrides
-from recwise.errors import CheckpointError, ConfigError
+from recwise.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -44,6 +41,9 @@ def register(rs: argparse._SubParsersAction, bs: argparse._SubParsersAction,
     q.add_argument("--models", default="gru4rec,sasrec,mamba4rec,sigma", help="comma-separated names or 'all'")
     q.add_argument("--seeds", type=int, default=3, help="number of seeds (0..n-1)")
     q.add_argument("--out", type=Path, default=None, help="output folder (default results/seq-<dataset>)")
+    from recwise.bench import add_grid_arguments
+
+    add_grid_arguments(q)
     add_common(q)
     q.set_defaults(func=cmd_bench)
 
@@ -100,11 +100,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
+    from recwise.bench import Cell, grid_options, run_grid
+    from recwise.bench.cells import seq_cell
     from recwise.registry import get_model, list_models
-    from recwise.results import atomic_write_text, read_results, summary_markdown, write_results
-    from recwise.tasks.sequential import SeqRun, run
+    from recwise.results import atomic_write_text, summary_markdown
 
     models = list_models("sequential") if args.models == "all" else [
         m.strip() for m in args.models.split(",") if m.strip()]
@@ -112,50 +111,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
         get_model("sequential", m)
     if args.seeds < 1:
         raise ConfigError(f"option --seeds must be >= 1; got {args.seeds}")
+    grid = grid_options(args)
     train, model_opts, data = _options(args)
     seqs, meta, max_len = _load(args)
     out: Path = args.out or Path("results") / f"seq-{args.dataset}"
-    cells = [(m, s) for m in models for s in range(args.seeds)]
-    rows, failed, skipped, timing = [], [], 0, {}
-    bar = tqdm(cells, desc="cells", disable=args.quiet)
-    for m, s in bar:
-        bar.set_postfix(model=m, seed=s, failed=len(failed))
-        cell_dir = out / "cells" / m / f"seed{s}"
-        kw = dict(dataset_max_len=max_len, train_options=train, model_options=model_opts, data_options=data,
-                  out_dir=cell_dir, progress=False, data_key=str(meta.get("key")))
-        if (cell_dir / "results.csv").exists():
-            rows += read_results(cell_dir / "results.csv")
-            skipped += 1
-        else:
-            cell = SeqRun(args.dataset, m, s, args.data_dir)
-            try:
-                try:
-                    rows += run(cell, seqs, resume=(cell_dir / "checkpoint").exists(), **kw)  # type: ignore[arg-type]
-                except CheckpointError:
-                    shutil.rmtree(cell_dir / "checkpoint", ignore_errors=True)
-                    rows += run(cell, seqs, **kw)  # type: ignore[arg-type]
-            except Exception as exc:
-                if isinstance(exc, ConfigError):
-                    raise
-                cell_dir.mkdir(parents=True, exist_ok=True)
-                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                atomic_write_text(cell_dir / "error.txt", reason + "\n\n" + traceback.format_exc())
-                failed.append((m, s, reason))
-                print(f"recwise: cell {m} seed {s} failed: {reason}", file=sys.stderr)
-                continue
-        info = json.loads((cell_dir / "run.json").read_text())
-        timing.setdefault(m, []).append(info["train_seconds"] / max(info["epochs_run"], 1))
-    bar.close()
-    write_results(out / "results.csv", rows)
+    data_key = str(meta.get("key"))
+    options = {"train": train, "model": model_opts, "data": data, "max_len": max_len, "data_key": data_key}
+    cells = [Cell("sequential", args.dataset, m, s, options) for m in models for s in range(args.seeds)]
+    res = run_grid(cells, seq_cell, out, shared=seqs, **grid)
+    timing: dict[str, list[float]] = {}
+    for rec in res.records:
+        if rec.status == "done" and (out / "cells" / rec.path / "run.json").exists():
+            info = json.loads((out / "cells" / rec.path / "run.json").read_text())
+            timing.setdefault(rec.model, []).append(info["train_seconds"] / max(info["epochs_run"], 1))
     metrics = ("hit@10", "ndcg@10", "mrr@10")
     md = (f"# sequential on {args.dataset}: test metrics, mean ± std over seeds\n\n"
-          + summary_markdown(rows, metrics=metrics).replace("**", ""))
+          + summary_markdown(res.rows, metrics=metrics).replace("**", ""))
     md += "\n| model | train s/epoch (mean over seeds) |\n|---|---|\n" + "".join(
         f"| {m} | {sum(v) / len(v):.2f} |\n" for m, v in timing.items())
-    if failed:
-        md += "\nFailed cells:\n\n" + "".join(f"- {m} seed {s}: {r}\n" for m, s, r in failed)
+    if res.failed:
+        md += "\nFailed cells:\n\n" + "".join(f"- {f.model} seed {f.seed}: {f.reason}\n" for f in res.failed)
     atomic_write_text(out / "results.md", md)
     print(md)
-    print(f"{len(cells) - skipped - len(failed)} cells run, {skipped} reused, {len(failed)} failed; "
-          f"results in {out / 'results.csv'} and {out / 'results.md'}")
-    return 1 if failed else 0
+    print(f"{res.ran} cells run, {res.reused} reused, {len(res.failed)} failed in {res.wall_seconds:.1f} s "
+          f"({grid['executor']} executor); results in {out / 'results.csv'} and {out / 'results.md'}")
+    return 1 if res.failed else 0
