@@ -1,9 +1,16 @@
-"""Columnar Table and the batch loader (index slices of a permutation, no per-row objects)."""
+"""Columnar Table and the batch loaders (index slices of a permutation, no per-row objects).
+
+``BatchLoader`` slices tensors already in memory. ``TableStream`` / ``StreamLoader`` read each
+batch's rows straight from the Table's (memory-mapped) columns, for data larger than memory.
+Both can give each process of a ``torch.distributed`` job its share of every batch.
+"""
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -11,7 +18,7 @@ import torch
 from recwise.data.schema import FieldKind, Schema
 from recwise.errors import DataError
 
-__all__ = ["Batch", "BatchLoader", "Table"]
+__all__ = ["Batch", "BatchLoader", "StreamLoader", "Table", "TableStream"]
 
 Batch = dict[str, torch.Tensor]
 """A batch: ``sparse`` (B, F) int64, ``dense`` (B, D) float32, ``scenario`` (B,) int64, ``label`` (B,) float32."""
@@ -43,6 +50,10 @@ class Table:
         schema = self.schema.select(names)
         return Table(schema, {f.name: self.columns[f.name] for f in schema.fields})
 
+    def stream(self, rows: np.ndarray | None = None, **options: object) -> TableStream:
+        """These columns read batch by batch instead of stacked in memory (see TableStream)."""
+        return TableStream(self, rows, **options)  # type: ignore[arg-type]
+
     def tensors(self) -> Batch:
         """Stack the columns by kind into the tensors a Batch holds (one copy, done once)."""
         s = self.schema
@@ -68,12 +79,25 @@ class Table:
         return out
 
 
+def _n_batches(n: int, batch_size: int, drop_last: bool, world_size: int) -> int:
+    """Batches per epoch; with several processes a last batch too small to give each one a row is dropped."""
+    full, rest = divmod(n, batch_size)
+    return full + (1 if rest and not drop_last and rest >= world_size else 0)
+
+
+def _check_shard(rank: int, world_size: int) -> None:
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise DataError(f"rank must be in 0..world_size-1; got rank {rank}, world_size {world_size}")
+
+
 class BatchLoader:
     """Iterate over batches of a tensor dict by slicing a permutation.
 
     Each epoch's order comes from its own generator seeded by ``(seed, epoch)``, so a resumed
     run sees exactly the batches an uninterrupted one would. Without ``shuffle`` batches are
-    contiguous views (no copy).
+    contiguous views (no copy). With ``world_size`` > 1 every process walks the same batches
+    and keeps its ``rank``-th share of each (``torch.tensor_split``), so the processes together
+    see what one process would; ``global_rows`` is the size of the whole batch last yielded.
     """
 
     def __init__(
@@ -85,9 +109,12 @@ class BatchLoader:
         seed: int = 0,
         drop_last: bool = False,
         device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if batch_size < 1:
             raise DataError(f"batch_size must be >= 1; got {batch_size}")
+        _check_shard(rank, world_size)
         self.device = torch.device(device)
         self.tensors = {k: v.to(self.device) for k, v in tensors.items()}
         self.n = len(next(iter(self.tensors.values())))
@@ -95,11 +122,12 @@ class BatchLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        self.rank, self.world_size = rank, world_size
+        self.global_rows = 0
         self.epoch = 0
 
     def __len__(self) -> int:
-        full, rest = divmod(self.n, self.batch_size)
-        return full + (1 if rest and not self.drop_last else 0)
+        return _n_batches(self.n, self.batch_size, self.drop_last, self.world_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -107,12 +135,237 @@ class BatchLoader:
     def __iter__(self) -> Iterator[Batch]:
         bs, n = self.batch_size, self.n
         stop = n - n % bs if self.drop_last else n
+        if self.world_size > 1:
+            yield from self._shards(stop)
+            return
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
             perm = torch.randperm(n, generator=g).to(self.device)
             for start in range(0, stop, bs):
                 idx = perm[start : start + bs]
+                self.global_rows = len(idx)
                 yield {k: v.index_select(0, idx) for k, v in self.tensors.items()}
         else:
             for start in range(0, stop, bs):
+                self.global_rows = min(bs, n - start)
                 yield {k: v[start : start + bs] for k, v in self.tensors.items()}
+
+    def _shards(self, stop: int) -> Iterator[Batch]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).to(self.device)
+        else:
+            order = torch.arange(self.n, device=self.device)
+        for start in range(0, stop, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            if len(idx) < self.world_size:
+                break
+            self.global_rows = len(idx)
+            mine = idx.tensor_split(self.world_size)[self.rank]
+            yield {k: v.index_select(0, mine) for k, v in self.tensors.items()}
+
+
+Shuffle = Literal["rows", "blocks"]
+
+
+@dataclass
+class TableStream:
+    """A Table read batch by batch from its columns (memory-mapped when loaded from the cache).
+
+    Nothing is copied up front: each batch gathers its rows from the columns, so memory holds
+    one batch, not the table. ``rows`` picks the rows to stream (e.g. a split's sorted indices;
+    None: all). How an epoch is shuffled:
+
+    - ``"rows"``: a uniform permutation of the rows, the very one ``BatchLoader`` draws for the
+      same ``(seed, epoch)``, so a streamed run trains on the same batches as an in-memory one.
+      Each batch is a gather of scattered rows (done in sorted order, then put back in
+      permutation order): fast while the columns sit in the page cache.
+    - ``"blocks"`` (for data larger than memory): the rows, in file order, are cut into blocks of
+      ``block_rows`` consecutive rows; each epoch permutes the blocks, takes them
+      ``window_blocks`` at a time and permutes the rows within each such window. Every row still
+      comes exactly once per epoch, and the file is read in runs of ``block_rows`` rows.
+
+    Pages of memory-mapped columns are handed back to the kernel after each window ("rows": after
+    each batch), so the resident size stays that of a window however large the file.
+    """
+
+    table: Table
+    rows: np.ndarray | None = None
+    shuffle: Shuffle = "blocks"
+    block_rows: int = 1 << 14
+    window_blocks: int = 32
+
+    def __post_init__(self) -> None:
+        if self.shuffle not in ("rows", "blocks"):
+            raise DataError(f"stream shuffle must be 'rows' or 'blocks'; got {self.shuffle!r}")
+        if self.block_rows < 1 or self.window_blocks < 1:
+            raise DataError(f"block_rows and window_blocks must be >= 1; got {self.block_rows}, {self.window_blocks}")
+        if self.rows is not None:
+            rows = np.asarray(self.rows)
+            if rows.ndim != 1 or (len(rows) and not np.issubdtype(rows.dtype, np.integer)):
+                raise DataError(f"stream rows must be a 1-D integer array; got shape {rows.shape}, {rows.dtype}")
+            if len(rows) and (rows.min() < 0 or rows.max() >= len(self.table)):
+                raise DataError(f"stream rows must lie in 0..{len(self.table) - 1}; got {rows.min()}..{rows.max()}")
+            self.rows = rows.astype(np.int64, copy=False)
+
+    def __len__(self) -> int:
+        return len(self.table) if self.rows is None else len(self.rows)
+
+    def column(self, name: str) -> np.ndarray:
+        """One column's values for the streamed rows, in row order (a copy)."""
+        col = self.table.columns[name]
+        return np.array(col if self.rows is None else col[self.rows])
+
+    def loader(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> StreamLoader:
+        return StreamLoader(self, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, device=device,
+                            rank=rank, world_size=world_size)
+
+
+class StreamLoader:
+    """Batches of a TableStream: the same interface as BatchLoader (``n``, ``len``, ``set_epoch``, iteration).
+
+    Without ``shuffle`` rows come in order (contiguous slices when all rows are streamed). With
+    ``world_size`` > 1 every process walks the same epoch order and gathers only its
+    ``rank``-th share of each batch.
+    """
+
+    def __init__(
+        self,
+        stream: TableStream,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if batch_size < 1:
+            raise DataError(f"batch_size must be >= 1; got {batch_size}")
+        _check_shard(rank, world_size)
+        self.stream = stream
+        self.schema = stream.table.schema
+        self.n = len(stream)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.device = torch.device(device)
+        self.rank, self.world_size = rank, world_size
+        self.global_rows = 0
+        self.epoch = 0
+        maps = {id(m): m for c in stream.table.columns.values() if (m := getattr(c, "_mmap", None)) is not None}
+        self._maps = list(maps.values())
+
+    def __len__(self) -> int:
+        return _n_batches(self.n, self.batch_size, self.drop_last, self.world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _chunks(self) -> Iterator[np.ndarray]:
+        """The epoch's order (positions into the streamed rows), a window at a time."""
+        n, s = self.n, self.stream
+        if not self.shuffle:
+            step = max(s.block_rows * s.window_blocks, self.batch_size)
+            for start in range(0, n, step):
+                yield np.arange(start, min(start + step, n))
+        elif s.shuffle == "rows":  # BatchLoader's permutation, so both loaders give the same batches
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            yield torch.randperm(n, generator=g).numpy()
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            n_blocks = -(-n // s.block_rows)
+            blocks = rng.permutation(n_blocks)
+            for w in range(0, n_blocks, s.window_blocks):
+                pos = np.concatenate([np.arange(b * s.block_rows, min((b + 1) * s.block_rows, n))
+                                      for b in blocks[w : w + s.window_blocks]])
+                yield pos[rng.permutation(len(pos))]
+
+    def __iter__(self) -> Iterator[Batch]:
+        bs = self.batch_size
+        left = np.zeros(0, dtype=np.int64)
+        per_batch_release = self.shuffle and self.stream.shuffle == "rows"
+        for chunk in self._chunks():
+            pos = np.concatenate([left, chunk]) if len(left) else chunk
+            full = len(pos) - len(pos) % bs
+            for start in range(0, full, bs):
+                yield self._batch(pos[start : start + bs])
+                if per_batch_release:
+                    self.release()
+            left = pos[full:]
+            self.release()
+        if len(left) and not self.drop_last and len(left) >= self.world_size:
+            yield self._batch(left)
+            self.release()
+
+    def release(self) -> None:
+        """Hand the mapped pages back (they stay in the page cache); the next read maps them again."""
+        for m in self._maps:
+            try:
+                m.madvise(mmap.MADV_DONTNEED)
+            except (ValueError, OSError, AttributeError):  # closed map or a platform without madvise
+                pass
+
+    def _batch(self, pos: np.ndarray) -> Batch:
+        self.global_rows = len(pos)
+        if self.world_size > 1:
+            pos = np.array_split(pos, self.world_size)[self.rank]
+        idx = pos if self.stream.rows is None else self.stream.rows[pos]
+        return {k: v.to(self.device) for k, v in gather(self.stream.table, idx).items()}
+
+
+def gather(table: Table, idx: np.ndarray) -> Batch:
+    """The Batch of ``table``'s rows ``idx`` (any order), read in ascending row order.
+
+    The same tensors, dtypes and layout as ``table.take(idx).tensors()``, without the
+    intermediate Table. A contiguous ascending ``idx`` is read as a slice.
+    """
+    s = table.schema
+    n = len(idx)
+    if n and idx[-1] - idx[0] == n - 1 and (n == 1 or bool(np.all(np.diff(idx) == 1))):
+        read, order = slice(int(idx[0]), int(idx[0]) + n), None
+    else:
+        order = np.argsort(idx, kind="stable")
+        read = idx[order]
+
+    def stacked(fields: tuple, dtype: type) -> torch.Tensor:
+        out = np.empty((n, len(fields)), dtype=dtype)
+        for j, f in enumerate(fields):
+            out[:, j] = table.columns[f.name][read]
+        return torch.from_numpy(out if order is None else _unsort(out, order))
+
+    def single(name: str, dtype: type) -> torch.Tensor:
+        return torch.from_numpy(_unsort(np.asarray(table.columns[name][read], dtype=dtype), order))
+
+    out: Batch = {}
+    if s.sparse:
+        out["sparse"] = stacked(s.sparse, np.int64)
+    if s.dense:
+        out["dense"] = stacked(s.dense, np.float32)
+    sc = s.scenario
+    out["scenario"] = single(sc.name, np.int64) if sc is not None else torch.zeros(n, dtype=torch.int64)
+    out["label"] = single(s.label.name, np.float32)
+    for f in s.of(FieldKind.SEQUENCE):
+        out[f.name] = single(f.name, np.int64)
+    return out
+
+
+def _unsort(values: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    """Rows read in sorted order back into the order asked for (a fresh, writable array)."""
+    if order is None:
+        return np.array(values)  # slices of a read-only map: copy
+    out = np.empty_like(values)
+    out[order] = values
+    return out

@@ -5,11 +5,18 @@ always restored (also when the epoch budget runs out first, unlike the original)
 per epoch, and ``resume`` that ends with the same numbers as an uninterrupted run: every epoch's
 batch order comes from ``(seed, epoch)``, and the optimizer, RNG and early-stopping state are
 saved with the weights.
+
+The training rows are either a tensor dict already in memory (``Batch``) or a ``TableStream``
+that reads each batch from the (memory-mapped) columns. Under ``torchrun`` (after
+``init_distributed``) the model is wrapped in DistributedDataParallel: every process trains on
+its share of each batch, the validation score is computed once (rank 0) and sent to all, and
+only rank 0 writes checkpoints.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import random
 import time
 from collections.abc import Callable
@@ -19,15 +26,18 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from recwise.config import config_hash
-from recwise.data.table import Batch, BatchLoader
+from recwise.data.table import Batch, BatchLoader, StreamLoader, TableStream
 from recwise.errors import CheckpointError, ConfigError
 from recwise.train.checkpoint import load_training_state, save_training_state
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "predict", "resolve_device", "seed_everything"]
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "dist_info", "init_distributed", "predict", "resolve_device",
+           "seed_everything"]
 
 
 @dataclass(frozen=True)
@@ -83,13 +93,52 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def dist_info() -> tuple[int, int]:
+    """``(rank, world_size)`` of the initialised torch.distributed group; ``(0, 1)`` without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device: str = "auto") -> bool:
+    """Join the process group torchrun describes (``WORLD_SIZE`` > 1): NCCL on CUDA, gloo on CPU.
+
+    Returns True when this call created the group (the caller then destroys it); False when
+    there is nothing to join or a group already exists.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
+        return False
+    cuda = resolve_device(device).type == "cuda"
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return True
+
+
+def _loader(data: Batch | TableStream, batch_size: int, **kw: Any) -> BatchLoader | StreamLoader:
+    return data.loader(batch_size, **kw) if isinstance(data, TableStream) else BatchLoader(data, batch_size, **kw)
+
+
+class _DDP(DistributedDataParallel):
+    """DistributedDataParallel that lets a loss function reach the model's own methods (``extra_loss``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+
 @torch.no_grad()
-def predict(model: nn.Module, data: Batch, batch_size: int = 16384, device: torch.device | None = None) -> np.ndarray:
+def predict(
+    model: nn.Module, data: Batch | TableStream, batch_size: int = 16384, device: torch.device | None = None
+) -> np.ndarray:
     """Model outputs (logits) for every row, in row order, in eval mode."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = [model({k: v.to(device) for k, v in b.items()}).float().cpu() for b in BatchLoader(data, batch_size)]
+    loader = _loader(data, batch_size, shuffle=False)
+    out = [model({k: v.to(device) for k, v in b.items()}).float().cpu() for b in loader]
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
@@ -109,6 +158,11 @@ class Trainer:
     run_dir : Path, optional
         Where the per-epoch checkpoint lives (``run_dir/checkpoint``); no checkpoints when None.
     progress : bool, default True
+
+    ``fit`` takes the training rows as a ``Batch`` (in memory) or a ``TableStream`` (read per
+    batch). Inside an initialised torch.distributed group (see ``init_distributed``) each
+    process trains on its share of every batch of the same epoch order, through
+    DistributedDataParallel.
     """
 
     def __init__(
@@ -124,7 +178,10 @@ class Trainer:
         extra_state: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
+        self.rank, self.world_size = dist_info()
         self.device = resolve_device(config.device)
+        if self.world_size > 1 and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.model = model.to(self.device)
         self.loss_fn = loss_fn
         self.monitor = monitor
@@ -140,9 +197,20 @@ class Trainer:
     def checkpoint_dir(self) -> Path | None:
         return self.run_dir / "checkpoint" if self.run_dir is not None else None
 
-    def fit(self, train: Batch, *, resume: bool = False) -> TrainResult:
+    def _score(self) -> float:
+        """The monitor's value: computed on rank 0 and sent to every process, so all stop together."""
+        if self.world_size == 1:
+            return float(self.monitor(self.model))
+        t = torch.zeros(1, dtype=torch.float64, device=self.device)
+        if self.rank == 0:
+            t[0] = float(self.monitor(self.model))
+        dist.broadcast(t, 0)
+        return float(t[0])
+
+    def fit(self, train: Batch | TableStream, *, resume: bool = False) -> TrainResult:
         c = self.config
-        loader = BatchLoader(train, c.batch_size, shuffle=True, seed=c.seed, device=self.device)
+        loader = _loader(train, c.batch_size, shuffle=True, seed=c.seed, device=self.device, rank=self.rank,
+                         world_size=self.world_size)
         best_state = copy.deepcopy(self.model.state_dict())
         best_score, best_epoch, bad, start = -float("inf"), -1, 0, 0
         history: list[dict[str, float]] = []
@@ -159,8 +227,12 @@ class Trainer:
             start = state["epoch"] + 1
             if state.get("finished"):
                 start = c.epochs
-        bar = tqdm(range(start, c.epochs), desc="epochs", disable=not self.progress, leave=False, initial=start,
-                   total=c.epochs)
+        net: nn.Module = self.model
+        if self.world_size > 1:  # after a resume, so every process starts from the same weights
+            net = _DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                       find_unused_parameters=True)
+        bar = tqdm(range(start, c.epochs), desc="epochs", disable=not self.progress or self.rank != 0, leave=False,
+                   initial=start, total=c.epochs)
         stopped = bool(history) and bad >= c.patience
         for epoch in bar:
             if bad >= c.patience:
@@ -171,13 +243,20 @@ class Trainer:
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), device=self.device)
             for batch in loader:
-                loss = self.loss_fn(self.model, batch)
+                loss = self.loss_fn(net, batch)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if self.world_size > 1 and len(batch["label"]) * self.world_size != loader.global_rows:
+                    # uneven shares (last batch): weight each so DDP's gradient average is the batch mean
+                    (loss * (len(batch["label"]) * self.world_size / loader.global_rows)).backward()
+                else:
+                    loss.backward()
                 self.optimizer.step()
                 loss_sum += loss.detach()
             train_seconds = time.perf_counter() - t0
-            score = float(self.monitor(self.model))
+            if self.world_size > 1:
+                dist.all_reduce(loss_sum)
+                loss_sum /= self.world_size
+            score = self._score()
             improved = self.sign * score > self.sign * best_score if best_epoch >= 0 else True
             if improved:
                 best_score, best_epoch, bad = score, epoch, 0
@@ -187,7 +266,7 @@ class Trainer:
             history.append({"epoch": epoch, "loss": float(loss_sum) / max(len(loader), 1), "val": score,
                             "train_seconds": train_seconds, "train_samples": loader.n})
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", val=f"{score:.4f}", best=f"{best_score:.4f}")
-            if ckpt is not None:
+            if ckpt is not None and self.rank == 0:
                 save_training_state(ckpt, model=self.model, best=best_state, optimizer=self.optimizer, state={
                     "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch, "bad": bad,
                     "history": history, "fingerprint": self.fingerprint,
