@@ -15,7 +15,13 @@ The selective scan computes, per batch row ``b``, channel ``d`` and state ``n``:
   doubling: ``ceil(log2 L)`` vectorised steps) inside a custom autograd function whose backward
   is the reverse-time scan of the same kind. Like mamba_ssm's kernel it keeps only its inputs for
   backward and recomputes the states there, a chunk of batch rows at a time, so the (B, D, L, N)
-  tensors exist for one chunk only.
+  tensors exist for one chunk only;
+* ``selective_scan_numba`` (:mod:`recwise.nn._scan_numba`, needs numba: the ``fast`` extra) is a
+  fused forward/backward CPU kernel, D, z, delta_bias and softplus included, that never builds a
+  (B, D, L, N) tensor: the fastest choice on CPU.
+
+:func:`scan_impl` picks one: mamba_ssm's CUDA kernel on CUDA tensors when importable, the numba
+kernel on CPU when numba imports, else the parallel scan.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["Mamba", "cuda_scan_available", "linear_scan", "selective_scan", "selective_scan_ref"]
+from recwise.errors import ConfigError, DependencyError
+
+__all__ = ["Mamba", "cuda_scan_available", "linear_scan", "numba_scan_available", "scan_impl", "selective_scan",
+           "selective_scan_ref"]
 
 try:  # pragma: no cover - needs the compiled CUDA extension
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_selective_scan
@@ -35,8 +44,18 @@ except Exception:  # ImportError, or the extension failing to load
     _cuda_selective_scan = None
 
 
+try:
+    from recwise.nn._scan_numba import selective_scan_numba as _numba_selective_scan
+except ImportError:  # numba is optional (the ``fast`` extra)
+    _numba_selective_scan = None
+
+
 def cuda_scan_available() -> bool:
     return _cuda_selective_scan is not None and torch.cuda.is_available()
+
+
+def numba_scan_available() -> bool:
+    return _numba_selective_scan is not None
 
 
 def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -78,20 +97,25 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _LinearScan.apply(a, b)  # type: ignore[no-any-return]
 
 
+def _f(t: torch.Tensor) -> torch.Tensor:
+    """float32, or float64 for float64 inputs (mamba_ssm's reference always uses float32)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus):  # noqa: ANN001, ANN202
-    delta = delta.float()
+    delta = _f(delta)
     if delta_bias is not None:
-        delta = delta + delta_bias[..., None].float()
+        delta = delta + _f(delta_bias)[..., None]
     if delta_softplus:
         delta = F.softplus(delta)
-    return u.float(), delta, A.float(), B.float(), C.float()
+    return _f(u), delta, _f(A), _f(B), _f(C)
 
 
 def _finish(y, u, D, z, dtype):  # noqa: ANN001, ANN202
     if D is not None:
-        y = y + u * D.float()[:, None]
+        y = y + u * _f(D)[:, None]
     if z is not None:
-        y = y * F.silu(z.float())
+        y = y * F.silu(_f(z))
     return y.to(dtype)
 
 
@@ -173,7 +197,30 @@ def selective_scan(
     return _finish(y, u, D, z, dtype)
 
 
-ScanImpl = Literal["auto", "parallel", "sequential", "cuda"]
+ScanImpl = Literal["auto", "numba", "parallel", "sequential", "cuda"]
+
+
+def scan_impl(impl: ScanImpl, on_cuda: bool):  # noqa: ANN201
+    """The selective-scan function for ``impl``; ``auto``: CUDA kernel on CUDA tensors when
+    mamba_ssm imports, the numba kernel on CPU when numba imports, else the parallel scan."""
+    if impl == "auto":
+        if on_cuda:
+            impl = "cuda" if _cuda_selective_scan is not None else "parallel"
+        else:
+            impl = "numba" if _numba_selective_scan is not None else "parallel"
+    if impl == "cuda":
+        if _cuda_selective_scan is None:
+            raise DependencyError("scan='cuda' needs mamba_ssm with its CUDA kernels: pip install mamba-ssm")
+        return _cuda_selective_scan
+    if impl == "numba":
+        if _numba_selective_scan is None:
+            raise DependencyError("scan='numba' needs numba: pip install 'recwise[fast]'")
+        return _numba_selective_scan
+    if impl == "sequential":
+        return selective_scan_ref
+    if impl == "parallel":
+        return selective_scan
+    raise ConfigError(f"option 'scan' must be auto, numba, parallel, sequential or cuda; got {impl!r}")
 
 
 class Mamba(nn.Module):
@@ -186,8 +233,9 @@ class Mamba(nn.Module):
     d_conv : int, default 4
     expand : int, default 2
     dt_rank : int or "auto" (``ceil(d_model / 16)``)
-    scan : "auto" | "parallel" | "sequential" | "cuda", default "auto"
-        ``auto`` uses mamba_ssm's CUDA kernel on CUDA tensors when importable, else ``parallel``.
+    scan : "auto" | "numba" | "parallel" | "sequential" | "cuda", default "auto"
+        ``auto`` uses mamba_ssm's CUDA kernel on CUDA tensors when importable, the numba kernel on
+        CPU tensors when numba imports, else ``parallel`` (see :func:`scan_impl`).
 
     Example
     -------
@@ -225,16 +273,7 @@ class Mamba(nn.Module):
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
 
     def _scan_fn(self, x: torch.Tensor):  # noqa: ANN202
-        impl = self.scan
-        if impl == "auto":
-            impl = "cuda" if (x.is_cuda and _cuda_selective_scan is not None) else "parallel"
-        if impl == "cuda":
-            if _cuda_selective_scan is None:
-                from recwise.errors import DependencyError
-
-                raise DependencyError("scan='cuda' needs mamba_ssm with its CUDA kernels: pip install mamba-ssm")
-            return _cuda_selective_scan
-        return selective_scan_ref if impl == "sequential" else selective_scan
+        return scan_impl(self.scan, x.is_cuda)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """hidden_states: (B, L, d_model) -> (B, L, d_model)."""

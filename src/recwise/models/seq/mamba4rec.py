@@ -31,7 +31,7 @@ class Mamba4RecConfig:
     d_state: int = 32
     d_conv: int = 4
     expand: int = 2
-    scan: Literal["auto", "parallel", "sequential", "cuda"] = "auto"
+    scan: Literal["auto", "numba", "parallel", "sequential", "cuda"] = "auto"
 
 
 class MambaLayer(nn.Module):

@@ -54,7 +54,7 @@ class SIGMAConfig:
     gate: Literal["as_released", "corrected"] = "as_released"
     gate_dropout: float = 0.2
     combine_init: tuple[float, ...] = (0.1, 0.1, 0.8)  # (GRU, flipped, forward), raw
-    scan: Literal["auto", "parallel", "sequential", "cuda"] = "auto"
+    scan: Literal["auto", "numba", "parallel", "sequential", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
         if self.flip_len < 0:

@@ -1,0 +1,204 @@
+"""Fused selective scan on CPU with numba (the ``fast`` extra): forward and backward kernels.
+
+One kernel call does what mamba_ssm's CUDA kernel does, per batch row ``b`` and channel ``d``::
+
+    dt[t] = softplus(delta[t] + delta_bias)            (each step optional)
+    h[t]  = exp(dt[t] A) * h[t-1] + dt[t] B[t] u[t]    (h: d_state values, kept in a local buffer)
+    y[t]  = <h[t], C[t]> + D u[t],   out[t] = y[t] * silu(z[t])
+
+Nothing of size (B, D, L, N) is ever allocated: the forward keeps one state vector per (b, d); the
+backward recomputes the states of one (b, d) into an (L, N) scratch buffer (about 6 KB at
+L = 50, N = 32) and runs the reverse-time recurrence ``G[t] = dy[t] C[t] + exp(dt[t+1] A) G[t+1]``
+over it. Work is split over batch rows (``prange``); the gradients that sum over rows (A, D,
+delta_bias) are summed per block of rows, then across blocks, so no two threads write one value.
+
+The kernels compile on first use (a few seconds) and are cached on disk (``cache=True``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import torch
+from numba import njit, prange
+
+__all__ = ["selective_scan_numba"]
+
+_JIT = {"nogil": True, "cache": True, "fastmath": False, "error_model": "numpy"}
+
+
+def _blocks(nb: int) -> int:
+    return max(1, min(nb, 4 * numba.get_num_threads()))
+
+
+@njit(parallel=True, **_JIT)
+def _fwd(u, delta, A, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nblk, out):  # pragma: no cover
+    # u, delta, z, out: (b, d, L); A: (d, n); Bt, Ct: (b, L, n) (time-major); D, bias: (d,)
+    nb, nd, L = u.shape
+    nn = A.shape[1]
+    for k in prange(nblk):
+        h = np.empty(nn, dtype=u.dtype)
+        for b in range(k * nb // nblk, (k + 1) * nb // nblk):
+            for d in range(nd):
+                h[:] = 0.0
+                for t in range(L):
+                    dt = delta[b, d, t]
+                    if has_bias:
+                        dt += bias[d]
+                    if softplus and dt <= 20.0:
+                        dt = math.log1p(math.exp(dt))
+                    du = dt * u[b, d, t]
+                    y = 0.0
+                    for n in range(nn):
+                        hn = math.exp(dt * A[d, n]) * h[n] + du * Bt[b, t, n]
+                        h[n] = hn
+                        y += hn * Ct[b, t, n]
+                    if has_D:
+                        y += D[d] * u[b, d, t]
+                    if has_z:
+                        zz = z[b, d, t]
+                        y *= zz / (1.0 + math.exp(-zz))
+                    out[b, d, t] = y
+
+
+@njit(parallel=True, **_JIT)
+def _bwd(u, delta, A, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nblk, gout,
+         g_u, g_delta, g_A_part, g_Bt, g_Ct, g_D_part, g_z, g_bias_part):  # pragma: no cover
+    # g_u, g_delta, g_z: (b, d, L); g_Bt, g_Ct: (b, L, n); *_part: (nblk, d[, n]) partial sums
+    nb, nd, L = u.shape
+    nn = A.shape[1]
+    for k in prange(nblk):
+        H = np.empty((L, nn), dtype=u.dtype)  # states h[t] of one (b, d)
+        dA = np.empty((L, nn), dtype=u.dtype)  # exp(dt[t] A)
+        dts = np.empty(L, dtype=u.dtype)
+        dsp = np.empty(L, dtype=u.dtype)  # d dt / d (delta + bias)
+        ys = np.empty(L, dtype=u.dtype)  # <h[t], C[t]>
+        G = np.empty(nn, dtype=u.dtype)
+        gA = g_A_part[k]
+        for b in range(k * nb // nblk, (k + 1) * nb // nblk):
+            for d in range(nd):
+                # recompute the forward of row (b, d)
+                for t in range(L):
+                    dt = delta[b, d, t]
+                    if has_bias:
+                        dt += bias[d]
+                    s = 1.0
+                    if softplus and dt <= 20.0:
+                        e = math.exp(dt)
+                        s = e / (1.0 + e)
+                        dt = math.log1p(e)
+                    dts[t] = dt
+                    dsp[t] = s
+                    du = dt * u[b, d, t]
+                    y = 0.0
+                    for n in range(nn):
+                        a = math.exp(dt * A[d, n])
+                        hp = H[t - 1, n] if t > 0 else 0.0
+                        hn = a * hp + du * Bt[b, t, n]
+                        dA[t, n] = a
+                        H[t, n] = hn
+                        y += hn * Ct[b, t, n]
+                    ys[t] = y
+                # reverse pass
+                G[:] = 0.0  # carries exp(dt[t+1] A) * G[t+1]
+                for t in range(L - 1, -1, -1):
+                    go = gout[b, d, t]
+                    uu = u[b, d, t]
+                    if has_z:
+                        zz = z[b, d, t]
+                        sg = 1.0 / (1.0 + math.exp(-zz))
+                        pre = ys[t] + (D[d] * uu if has_D else 0.0)
+                        g_z[b, d, t] = go * pre * sg * (1.0 + zz * (1.0 - sg))
+                        go = go * zz * sg
+                    gu_direct = 0.0
+                    if has_D:
+                        g_D_part[k, d] += go * uu
+                        gu_direct = go * D[d]
+                    dt = dts[t]
+                    du = dt * uu
+                    gdt = 0.0
+                    gdu = 0.0
+                    for n in range(nn):
+                        Gn = go * Ct[b, t, n] + G[n]
+                        g_Ct[b, t, n] += go * H[t, n]
+                        if t > 0:
+                            gx = Gn * H[t - 1, n] * dA[t, n]  # d/d(dt A)
+                            gdt += gx * A[d, n]
+                            gA[d, n] += gx * dt
+                        gdu += Gn * Bt[b, t, n]
+                        g_Bt[b, t, n] += Gn * du
+                        G[n] = Gn * dA[t, n]
+                    gdt += gdu * uu
+                    g_u[b, d, t] = gdu * dt + gu_direct
+                    graw = gdt * dsp[t]
+                    g_delta[b, d, t] = graw
+                    if has_bias:
+                        g_bias_part[k, d] += graw
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+class _SelectiveScanNumba(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):  # type: ignore[override]  # noqa: ANN001, ANN205
+        dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
+        u_, delta_, A_ = u.to(dtype), delta.to(dtype), A.to(dtype)
+        Bt, Ct = B.to(dtype).transpose(1, 2).contiguous(), C.to(dtype).transpose(1, 2).contiguous()
+        empty = torch.zeros(1, dtype=dtype)
+        D_ = D.to(dtype) if D is not None else empty
+        z_ = z.to(dtype) if z is not None else empty.view(1, 1, 1)
+        bias_ = delta_bias.to(dtype) if delta_bias is not None else empty
+        flags = (D is not None, z is not None, delta_bias is not None, bool(delta_softplus))
+        _set_threads()
+        out = torch.empty(u.shape, dtype=dtype)
+        nblk = _blocks(u.shape[0])
+        _fwd(_np(u_), _np(delta_), _np(A_), _np(Bt), _np(Ct), _np(D_), _np(z_), _np(bias_), *flags, nblk,
+             out.numpy())
+        ctx.save_for_backward(u_, delta_, A_, Bt, Ct, D_, z_, bias_)
+        ctx.flags = flags
+        ctx.in_dtypes = tuple(t.dtype if t is not None else None for t in (u, delta, A, B, C, D, z, delta_bias))
+        return out.to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, gout):  # type: ignore[override]  # noqa: ANN001, ANN205
+        u, delta, A, Bt, Ct, D, z, bias = ctx.saved_tensors
+        dtype = u.dtype
+        has_D, has_z, has_bias, _ = ctx.flags
+        gout = gout.to(dtype).contiguous()
+        nblk = _blocks(u.shape[0])
+        nd, nn = A.shape
+        g_u, g_delta = torch.empty_like(u), torch.empty_like(delta)
+        g_Bt, g_Ct = torch.zeros_like(Bt), torch.zeros_like(Ct)
+        g_A = torch.zeros(nblk, nd, nn, dtype=dtype)
+        g_D = torch.zeros(nblk, nd, dtype=dtype)
+        g_bias = torch.zeros(nblk, nd, dtype=dtype)
+        g_z = torch.empty_like(z) if has_z else torch.zeros(1, 1, 1, dtype=dtype)
+        _set_threads()
+        _bwd(_np(u), _np(delta), _np(A), _np(Bt), _np(Ct), _np(D), _np(z), _np(bias), *ctx.flags, nblk,
+             _np(gout), g_u.numpy(), g_delta.numpy(), g_A.numpy(), g_Bt.numpy(), g_Ct.numpy(), g_D.numpy(),
+             g_z.numpy(), g_bias.numpy())
+        grads = [g_u, g_delta, g_A.sum(0), g_Bt.transpose(1, 2), g_Ct.transpose(1, 2),
+                 g_D.sum(0) if has_D else None, g_z if has_z else None, g_bias.sum(0) if has_bias else None]
+        out = [g.to(dt) if g is not None else None for g, dt in zip(grads, ctx.in_dtypes)]
+        return (*out, None)
+
+
+def _set_threads() -> None:
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+def selective_scan_numba(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+    D: torch.Tensor | None = None, z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+) -> torch.Tensor:
+    """mamba_ssm's ``selective_scan_fn`` on CPU tensors: u, delta, z (b, d, l); A (d, n); B, C (b, n, l);
+    D, delta_bias (d,) -> (b, d, l). Computes in float32 (float64 for float64 inputs); threads as
+    ``torch.get_num_threads()``."""
+    if u.is_cuda:
+        raise ValueError("selective_scan_numba runs on CPU tensors")
+    return _SelectiveScanNumba.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)  # type: ignore[no-any-return]
