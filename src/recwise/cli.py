@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         llm_cli = None  # type: ignore[assignment]
     if llm_cli is not None:
         llm_cli.register(sub, _add_common)
+    from recwise.report import _cli as report_cli  # `results` and `report`; duckdb/plotly load on use
+
+    report_cli.register(sub, _add_common)
     return parser
 
 

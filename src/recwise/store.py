@@ -267,8 +267,7 @@ class ResultStore:
     def summary(self, *, by: Sequence[str] = GROUP_COLUMNS, latest: bool = True, **filters: Any):  # noqa: ANN201
         """Mean, sample std (0 for one value) and count of ``value`` per group, NaN values left out.
 
-        Returns a polars DataFrame with the ``by`` columns, ``mean``, ``std``, ``count`` and
-        ``configs`` (distinct config hashes in the group: more than 1 means the group mixes settings).
+        Returns a polars DataFrame with the ``by`` columns, ``mean``, ``std`` and ``count``.
         """
         for col in by:
             if col not in FILTER_COLUMNS:
@@ -279,8 +278,8 @@ class ResultStore:
             inner += (" QUALIFY row_number() OVER (PARTITION BY task, dataset, model, seed, split, segment, metric "
                       "ORDER BY append_no DESC) = 1")
         keys = ", ".join(by)
-        sql = (f"SELECT {keys}, avg(value) AS mean, coalesce(stddev_samp(value), 0.0) AS std, count(*) AS count, "
-               f"count(DISTINCT config_hash) AS configs FROM ({inner}) GROUP BY {keys} ORDER BY {keys}")
+        sql = (f"SELECT {keys}, avg(value) AS mean, coalesce(stddev_samp(value), 0.0) AS std, count(*) AS count "
+               f"FROM ({inner}) GROUP BY {keys} ORDER BY {keys}")
         return self._frame(sql, params)
 
     def failures(self, **filters: Any):  # noqa: ANN201

@@ -110,8 +110,8 @@ def test_parallel_writers_lose_no_rows(tmp_path: Path) -> None:
 def test_truncated_store_raises_naming_the_file(tmp_path: Path) -> None:
     good = tmp_path / "good.duckdb"
     store = ResultStore(good)
-    for seed in range(40):
-        store.append(_rows("a", seed, 0.7))
+    for seed in range(8):  # several appends: several blocks, the last one partly cut below
+        store.append([r for s in range(40) for r in _rows("a", seed * 100 + s, 0.7)])
     size = good.stat().st_size
     for cut in (0, 100, size // 2, size - 1000):
         bad = tmp_path / f"cut{cut}.duckdb"

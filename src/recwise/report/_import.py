@@ -1,0 +1,119 @@
+"""Bring finished runs' ``results.csv`` files (and their failures) into the results store.
+
+A grid folder looks like ``results.csv`` + ``failures.json`` + ``cells/<model>[/<tag>]/seed<k>/``
+with ``cell.json`` (grid runner: key, wall time, peak RSS, host) or ``run.json`` (older ``bench``
+runs: config hash, version, wall time). Each cell's rows are appended with the metadata found
+there; a field that cannot be known (e.g. peak memory of an old run) is stored as NULL. A file
+already imported (same path and content) is skipped, so importing twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recwise.errors import DataError
+from recwise.results import ResultRow, read_results
+from recwise.store import ResultStore
+
+__all__ = ["ImportSummary", "import_results"]
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    path: Path
+    rows: int
+    cells: int
+    failures: int
+    skipped: bool  # the same file was imported before
+
+
+def _json(path: Path) -> dict[str, Any] | list[Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); delete it or re-run the grid to rewrite it") from None
+
+
+def _number(value: Any) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) else x
+
+
+_UNKNOWN = {"version": None, "git_commit": None, "peak_rss_mb": None, "host": None}  # not this process's
+
+
+def _cell_meta(cells_dir: Path, model: str, seed: int) -> dict[str, Any]:
+    """Metadata of one cell from its cell.json / run.json, when the folder is unambiguous."""
+    matches = sorted(cells_dir.glob(f"{model}/seed{seed}")) or sorted(cells_dir.glob(f"{model}/*/seed{seed}"))
+    meta: dict[str, Any] = {"config_hash": None, "version": None, "git_commit": None, "wall_seconds": None,
+                            "peak_rss_mb": None, "host": None}
+    if len(matches) != 1:  # no folder, or several tags share model and seed: leave the fields unknown
+        return meta
+    run = _json(matches[0] / "run.json") or {}
+    cell = _json(matches[0] / "cell.json") or {}
+    assert isinstance(run, dict) and isinstance(cell, dict)
+    meta["config_hash"] = cell.get("key") or run.get("config_hash")
+    meta["version"] = run.get("version") or cell.get("version")
+    meta["git_commit"] = run.get("git_commit") or cell.get("git_commit")
+    meta["wall_seconds"] = _number(cell.get("wall_seconds")) or _number(run.get("wall_seconds"))
+    meta["peak_rss_mb"] = _number(cell.get("peak_rss_mb"))
+    meta["host"] = cell.get("host") or None
+    return meta
+
+
+def import_results(store: ResultStore, path: str | Path, *, force: bool = False) -> ImportSummary:
+    """Append one ``results.csv`` (plus ``failures.json`` / ``cells/*/error.txt`` beside it) to ``store``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: no such results file (give a results.csv or the folder holding one)")
+    blob = path.read_bytes()
+    source = f"import:{path.resolve()}#{hashlib.sha256(blob).hexdigest()[:16]}"
+    if not force and store.has_source(source):
+        return ImportSummary(path, 0, 0, 0, skipped=True)
+    rows = read_results(path)
+    by_cell: dict[tuple[str, int], list[ResultRow]] = defaultdict(list)
+    for r in rows:
+        by_cell[(r.model, r.seed)].append(r)
+    cells_dir = path.parent / "cells"
+    batches = [(cell_rows, {**_cell_meta(cells_dir, model, seed), "source": source})
+               for (model, seed), cell_rows in by_cell.items()]
+
+    failures: list[tuple[str, str, str, int, str]] = []
+    records = _json(path.parent / "failures.json")
+    if records is not None:
+        if not isinstance(records, list):
+            raise DataError(f"{path.parent / 'failures.json'}: expected a list of failed cells")
+        for rec in records:
+            try:
+                failures.append((rec["task"], rec["dataset"], rec["model"], int(rec["seed"]),
+                                 rec.get("reason") or "failed"))
+            except (KeyError, TypeError, ValueError):
+                raise DataError(f"{path.parent / 'failures.json'}: a record lacks task/dataset/model/seed: "
+                                f"{str(rec)[:80]}") from None
+    elif rows and cells_dir.is_dir():  # an older bench folder: failed cells left error.txt and no results.csv
+        task, dataset = rows[0].task, rows[0].dataset
+        for err in sorted(cells_dir.glob("*/seed*/error.txt")):
+            if (err.parent / "results.csv").exists():
+                continue
+            seed = err.parent.name.removeprefix("seed")
+            if seed.isdigit():
+                reason = (err.read_text(encoding="utf-8", errors="replace").strip().splitlines() or ["failed"])[0]
+                failures.append((task, dataset, err.parent.parent.name, int(seed), reason))
+
+    store.append_many(batches)
+    for task, dataset, model, seed, reason in failures:
+        store.append_failure(task, dataset, model, seed, reason, {"source": source, **_UNKNOWN})
+    return ImportSummary(path, len(rows), len(batches), len(failures), skipped=False)
