@@ -209,7 +209,8 @@ class _Section:
                                          error_y={"type": "data", "array": sd, "visible": True, "thickness": 1},
                                          hovertemplate=f"{mod}<br>{fam}=%{{x}}<br>{metric} %{{y:.4f}}<extra></extra>"))
             title = f"{metric} vs {'k (features kept)' if fam == 'k' else 'history length' if fam == 'len' else fam}"
-            fig.update_xaxes(title_text=fam, type="linear" if numeric else "category",
+            axis = {"k": "k (features kept)", "len": "history length (items)"}.get(fam, fam)
+            fig.update_xaxes(title_text=axis, type="linear" if numeric else "category",
                              categoryorder="array", categoryarray=values)
         else:  # grouped bars: one bar per segment value for each model, models in leaderboard order
             shades = _shades(len(values))
