@@ -22,27 +22,69 @@ import math
 import numba
 import numpy as np
 import torch
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic, overload
 
 __all__ = ["selective_scan_numba"]
 
-_JIT = {"nogil": True, "cache": True, "fastmath": False, "error_model": "numpy"}
+_FM = {"reassoc", "contract", "nsz", "arcp"}  # lets LLVM vectorise the loops over states (no nnan/ninf)
+_JIT = {"nogil": True, "cache": True, "fastmath": _FM, "error_model": "numpy"}
 
 
 def _blocks(nb: int) -> int:
     return max(1, min(nb, 4 * numba.get_num_threads()))
 
 
+# --- exp: float32 by a polynomial that vectorises (no SVML here), float64 by math.exp ------------
+
+@intrinsic
+def _bits_to_f32(typingctx, x):  # noqa: ANN001, ANN202  # pragma: no cover - compiled
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+_F = np.float32
+_LOG2E, _LN2_HI, _LN2_LO = _F(1.44269504088896341), _F(0.693359375), _F(-2.12194440e-4)
+_P = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                            1.6666665459e-1, 5.0000001201e-1))  # Cephes expf, |rel err| < 2e-7
+_LO, _HI, _HALF, _ONE = _F(-87.0), _F(88.0), _F(0.5), _F(1.0)
+
+
+def _exp(x):  # noqa: ANN001, ANN202  # pragma: no cover - replaced in compiled code
+    return math.exp(x)
+
+
+@overload(_exp, inline="always", jit_options={"fastmath": _FM})
+def _exp_overload(x):  # noqa: ANN001, ANN202  # pragma: no cover - compiled
+    if x == types.float32:
+        p0, p1, p2, p3, p4, p5 = _P
+
+        def exp32(x):  # noqa: ANN001, ANN202
+            x = min(max(x, _LO), _HI)  # exp(-87) ~ 1.6e-38 (smallest normal); the recurrence needs no more
+            k = np.floor(x * _LOG2E + _HALF)
+            r = x - k * _LN2_HI - k * _LN2_LO
+            p = (((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5) * (r * r) + r + _ONE
+            return p * _bits_to_f32((np.int32(k) + np.int32(127)) << np.int32(23))  # p * 2**k
+
+        return exp32
+    return lambda x: math.exp(x)
+
+
 @njit(parallel=True, **_JIT)
-def _fwd(u, delta, A, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nblk, out):  # pragma: no cover
-    # u, delta, z, out: (b, d, L); A: (d, n); Bt, Ct: (b, L, n) (time-major); D, bias: (d,)
+def _fwd(u, delta, A, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nblk, zero, out):  # pragma: no cover
+    # u, delta, z, out: (b, d, L); A: (d, n); Bt, Ct: (b, L, n) (time-major); D, bias: (d,);
+    # zero: 0 in the compute dtype (keeps float32 sums in float32)
     nb, nd, L = u.shape
     nn = A.shape[1]
     for k in prange(nblk):
         h = np.empty(nn, dtype=u.dtype)
         for b in range(k * nb // nblk, (k + 1) * nb // nblk):
             for d in range(nd):
-                h[:] = 0.0
+                h[:] = zero
+                Ad = A[d]
                 for t in range(L):
                     dt = delta[b, d, t]
                     if has_bias:
@@ -50,11 +92,12 @@ def _fwd(u, delta, A, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nblk
                     if softplus and dt <= 20.0:
                         dt = math.log1p(math.exp(dt))
                     du = dt * u[b, d, t]
-                    y = 0.0
+                    Bbt, Cbt = Bt[b, t], Ct[b, t]
+                    y = zero
                     for n in range(nn):
-                        hn = math.exp(dt * A[d, n]) * h[n] + du * Bt[b, t, n]
+                        hn = _exp(dt * Ad[n]) * h[n] + du * Bbt[n]
                         h[n] = hn
-                        y += hn * Ct[b, t, n]
+                        y += hn * Cbt[n]
                     if has_D:
                         y += D[d] * u[b, d, t]
                     if has_z:
@@ -64,22 +107,24 @@ def _fwd(u, delta, A, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nblk
 
 
 @njit(parallel=True, **_JIT)
-def _bwd(u, delta, A, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nblk, gout,
+def _bwd(u, delta, A, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nblk, zero, gout,
          g_u, g_delta, g_A_part, g_Bt, g_Ct, g_D_part, g_z, g_bias_part):  # pragma: no cover
     # g_u, g_delta, g_z: (b, d, L); g_Bt, g_Ct: (b, L, n); *_part: (nblk, d[, n]) partial sums
     nb, nd, L = u.shape
     nn = A.shape[1]
     for k in prange(nblk):
-        H = np.empty((L, nn), dtype=u.dtype)  # states h[t] of one (b, d)
+        H = np.empty((L + 1, nn), dtype=u.dtype)  # H[t + 1] = h[t] of one (b, d); H[0] = 0
         dA = np.empty((L, nn), dtype=u.dtype)  # exp(dt[t] A)
         dts = np.empty(L, dtype=u.dtype)
         dsp = np.empty(L, dtype=u.dtype)  # d dt / d (delta + bias)
-        ys = np.empty(L, dtype=u.dtype)  # <h[t], C[t]>
+        gy = np.empty(L, dtype=u.dtype)  # d loss / d <h[t], C[t]>
         G = np.empty(nn, dtype=u.dtype)
         gA = g_A_part[k]
         for b in range(k * nb // nblk, (k + 1) * nb // nblk):
             for d in range(nd):
-                # recompute the forward of row (b, d)
+                Ad = A[d]
+                H[0, :] = zero
+                # recompute the forward of row (b, d), and the gradients of the D and z terms
                 for t in range(L):
                     dt = delta[b, d, t]
                     if has_bias:
@@ -92,47 +137,47 @@ def _bwd(u, delta, A, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nblk
                     dts[t] = dt
                     dsp[t] = s
                     du = dt * u[b, d, t]
-                    y = 0.0
+                    Bbt, Cbt, Hp, Hn, dAt = Bt[b, t], Ct[b, t], H[t], H[t + 1], dA[t]
+                    y = zero
                     for n in range(nn):
-                        a = math.exp(dt * A[d, n])
-                        hp = H[t - 1, n] if t > 0 else 0.0
-                        hn = a * hp + du * Bt[b, t, n]
-                        dA[t, n] = a
-                        H[t, n] = hn
-                        y += hn * Ct[b, t, n]
-                    ys[t] = y
-                # reverse pass
-                G[:] = 0.0  # carries exp(dt[t+1] A) * G[t+1]
-                for t in range(L - 1, -1, -1):
+                        a = _exp(dt * Ad[n])
+                        hn = a * Hp[n] + du * Bbt[n]
+                        dAt[n] = a
+                        Hn[n] = hn
+                        y += hn * Cbt[n]
                     go = gout[b, d, t]
                     uu = u[b, d, t]
                     if has_z:
                         zz = z[b, d, t]
                         sg = 1.0 / (1.0 + math.exp(-zz))
-                        pre = ys[t] + (D[d] * uu if has_D else 0.0)
+                        pre = y + (D[d] * uu if has_D else 0.0)
                         g_z[b, d, t] = go * pre * sg * (1.0 + zz * (1.0 - sg))
                         go = go * zz * sg
-                    gu_direct = 0.0
+                    g_u[b, d, t] = go * D[d] if has_D else 0.0
                     if has_D:
                         g_D_part[k, d] += go * uu
-                        gu_direct = go * D[d]
+                    gy[t] = go
+                # reverse pass: G[t] = gy[t] C[t] + exp(dt[t+1] A) G[t+1]
+                G[:] = zero  # carries exp(dt[t+1] A) * G[t+1]
+                for t in range(L - 1, -1, -1):
+                    go = gy[t]
+                    uu = u[b, d, t]
                     dt = dts[t]
                     du = dt * uu
-                    gdt = 0.0
-                    gdu = 0.0
+                    Bbt, Cbt, gBbt, gCbt, Hp, Hn, dAt = Bt[b, t], Ct[b, t], g_Bt[b, t], g_Ct[b, t], H[t], H[t + 1], dA[t]
+                    gdt = zero
+                    gdu = zero
                     for n in range(nn):
-                        Gn = go * Ct[b, t, n] + G[n]
-                        g_Ct[b, t, n] += go * H[t, n]
-                        if t > 0:
-                            gx = Gn * H[t - 1, n] * dA[t, n]  # d/d(dt A)
-                            gdt += gx * A[d, n]
-                            gA[d, n] += gx * dt
-                        gdu += Gn * Bt[b, t, n]
-                        g_Bt[b, t, n] += Gn * du
-                        G[n] = Gn * dA[t, n]
-                    gdt += gdu * uu
-                    g_u[b, d, t] = gdu * dt + gu_direct
-                    graw = gdt * dsp[t]
+                        Gn = go * Cbt[n] + G[n]
+                        gCbt[n] += go * Hn[n]
+                        gx = Gn * Hp[n] * dAt[n]  # d loss / d (dt A); 0 at t = 0
+                        gdt += gx * Ad[n]
+                        gA[d, n] += gx * dt
+                        gdu += Gn * Bbt[n]
+                        gBbt[n] += Gn * du
+                        G[n] = Gn * dAt[n]
+                    g_u[b, d, t] += gdu * dt
+                    graw = (gdt + gdu * uu) * dsp[t]
                     g_delta[b, d, t] = graw
                     if has_bias:
                         g_bias_part[k, d] += graw
@@ -157,7 +202,7 @@ class _SelectiveScanNumba(torch.autograd.Function):
         out = torch.empty(u.shape, dtype=dtype)
         nblk = _blocks(u.shape[0])
         _fwd(_np(u_), _np(delta_), _np(A_), _np(Bt), _np(Ct), _np(D_), _np(z_), _np(bias_), *flags, nblk,
-             out.numpy())
+             _zero(dtype), out.numpy())
         ctx.save_for_backward(u_, delta_, A_, Bt, Ct, D_, z_, bias_)
         ctx.flags = flags
         ctx.in_dtypes = tuple(t.dtype if t is not None else None for t in (u, delta, A, B, C, D, z, delta_bias))
@@ -179,12 +224,16 @@ class _SelectiveScanNumba(torch.autograd.Function):
         g_z = torch.empty_like(z) if has_z else torch.zeros(1, 1, 1, dtype=dtype)
         _set_threads()
         _bwd(_np(u), _np(delta), _np(A), _np(Bt), _np(Ct), _np(D), _np(z), _np(bias), *ctx.flags, nblk,
-             _np(gout), g_u.numpy(), g_delta.numpy(), g_A.numpy(), g_Bt.numpy(), g_Ct.numpy(), g_D.numpy(),
+             _zero(dtype), _np(gout), g_u.numpy(), g_delta.numpy(), g_A.numpy(), g_Bt.numpy(), g_Ct.numpy(), g_D.numpy(),
              g_z.numpy(), g_bias.numpy())
         grads = [g_u, g_delta, g_A.sum(0), g_Bt.transpose(1, 2), g_Ct.transpose(1, 2),
                  g_D.sum(0) if has_D else None, g_z if has_z else None, g_bias.sum(0) if has_bias else None]
         out = [g.to(dt) if g is not None else None for g, dt in zip(grads, ctx.in_dtypes)]
         return (*out, None)
+
+
+def _zero(dtype: torch.dtype) -> np.floating:
+    return np.float64(0.0) if dtype == torch.float64 else np.float32(0.0)
 
 
 def _set_threads() -> None:
