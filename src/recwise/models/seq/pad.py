@@ -1,0 +1,485 @@
+"""PAD: pre-train, align and disentangle (Wang et al., SIGIR 2025), as released.
+
+Follows ``Applied-Machine-Learning-Lab/PAD`` (``model/model_mmd_ada.py``, ``model/encoders.py``,
+``data_utils/dataset.py``, ``data_utils/metrics.py``); the sequence encoder of every tower is
+recwise's SASRec (:class:`~recwise.models.seq.sasrec.SASRec`, RecBole's blocks), composed here, so
+PAD and its backbone differ only in what PAD adds. Three models, one per phase:
+
+* :class:`PADPhase1` (``Model2_id``): a SASRec ID tower trained with BCE on the next item and one
+  sampled negative per position.
+* :class:`PADPhase2` (``Model2_transfer``): the *alignment tower*, a copy of the phase-1 tower
+  (``freeze()`` copies the ID table and the encoder); an item is ``CAT(id, T(text))`` =
+  ``GELU(Linear(Dropout([id ; T(text)])))`` with ``T = Linear(D -> d) + GELU`` then ``text_layers``
+  x (Dropout, Linear, GELU); loss = rec BCE + ``align_weight`` x MK-MMD(T(text), id) over the items
+  of the batch (:func:`mk_mmd`, tllib's estimator), or 0.01 x InfoNCE (``align_loss=infonce``,
+  ``Model2_align``).
+* :class:`PADPhase3` (``Model_new3_3``): three experts, each a SASRec tower scoring by dot
+  product: ID (phase 1), aligned (phase 2) and text-only (a fresh ``T3`` + encoder); the scores
+  are mixed per candidate item by ``w_e(i) = sigmoid(a_e[bin(i)]) / sum_e' sigmoid(a_e'[bin(i)])``
+  over 11 entries (0 = padding, bins 1..10 from most popular to coldest), initialised as released:
+  ID ``linspace(1, 0)``, aligned ``linspace(gamma2, gamma2 - 1)`` with ``gamma2 = -4``, text
+  ``linspace(0, 1)``. Everything trains (``freeze6``).
+
+A model's ``forward(batch) -> (B, V)`` scores all item ids for the next item after the last
+position (left padding, the latest ``max_len`` items), so :func:`recwise.tasks.sequential.evaluate`
+and :mod:`recwise.tasks.seq_popularity` evaluate it. The text vectors (``(V, D)``, row 0 padding)
+are a non-persistent buffer: they come from phase 0 (:mod:`recwise.tasks.pad`), not from the
+checkpoint.
+
+PAD is not registered under task ``sequential``: it needs the item-text matrix besides the schema.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from recwise.data.schema import FieldKind, Schema
+from recwise.data.table import Batch
+from recwise.errors import ConfigError
+from recwise.models.seq._base import gather_last
+from recwise.models.seq.sasrec import SASRec, SASRecConfig
+
+__all__ = ["PADConfig", "PADPhase1", "PADPhase2", "PADPhase3", "gaussian_kernel", "gate_init", "info_nce",
+           "mk_mmd", "sample_negatives"]
+
+MMD_ALPHAS = (0.125, 0.25, 0.5, 1.0, 2.0)  # 2^-3 .. 2^1 (tllib GaussianKernel alphas, as released)
+
+
+@dataclass(frozen=True)
+class PADConfig:
+    """PAD's options; defaults are the released Prime Pantry scripts' (``train_amazon_id_pantry*.py``).
+
+    The encoder is recwise's SASRec with ``hidden_size``, ``n_layers``, ``n_heads``, ``inner_size``
+    and one dropout (``dropout``, the release's ``drop_rate``, for hidden and attention).
+    """
+
+    hidden_size: int = 128  # embedding_dim
+    n_layers: int = 5  # transformer_block
+    n_heads: int = 2
+    inner_size: int = 512  # 4 x d, as the release's TransformerEncoder
+    dropout: float = 0.1  # drop_rate
+    max_len: int = 20  # max_seq_len
+    text_layers: int = 4  # mo_dnn_layers: MLP layers after T's first Linear+GELU
+    fuse: Literal["cat", "add"] = "cat"  # item_tower modal_cat
+    align_loss: Literal["mmd", "infonce", "none"] = "mmd"
+    align_weight: float = 0.2  # 0.2 x MK-MMD (Model2_transfer); infonce: 0.01 (Model2_align)
+    mmd_alphas: tuple[float, ...] = MMD_ALPHAS
+    mmd_estimator: Literal["tllib", "biased"] = "tllib"
+    mmd_pad_rows: bool = True  # the release feeds every row of the batch, padding rows included
+    mmd_group: int = 16  # sequences per MMD estimate (the release's batch per GPU; DDP averages)
+    infonce_temperature: float = 0.1
+    n_bins: int = 10
+    gamma2: float = -4.0  # aligned expert's gate init: linspace(gamma2, gamma2 - 1, n_bins + 1)
+    gate_init: Literal["released", "uniform"] = "released"
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.n_heads:
+            raise ConfigError(f"option 'model.hidden_size' ({self.hidden_size}) must be divisible by "
+                              f"'model.n_heads' ({self.n_heads})")
+        for name in ("hidden_size", "n_layers", "n_heads", "inner_size", "max_len", "mmd_group", "n_bins"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"option 'model.{name}' must be >= 1; got {getattr(self, name)}")
+        if self.text_layers < 0:
+            raise ConfigError(f"option 'model.text_layers' must be >= 0; got {self.text_layers}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"option 'model.dropout' must be in [0, 1); got {self.dropout}")
+        if not self.mmd_alphas or min(self.mmd_alphas) <= 0:
+            raise ConfigError(f"option 'model.mmd_alphas' must be positive numbers; got {self.mmd_alphas}")
+
+    def sasrec(self) -> SASRecConfig:
+        return SASRecConfig(hidden_size=self.hidden_size, n_layers=self.n_layers, n_heads=self.n_heads,
+                            inner_size=self.inner_size, hidden_dropout=self.dropout, attn_dropout=self.dropout,
+                            max_len=self.max_len)
+
+
+# ----------------------------------------------------------------------------------- losses
+
+
+def _sq_dists(x: torch.Tensor) -> torch.Tensor:
+    """Pairwise squared L2 distances of the rows of ``x`` (exact zeros on the diagonal)."""
+    sq = x.pow(2).sum(-1)
+    d2 = (sq[:, None] + sq[None, :] - 2 * (x @ x.t())).clamp_min(0.0)
+    return d2 * (1 - torch.eye(len(x), device=x.device, dtype=x.dtype))
+
+
+def gaussian_kernel(x: torch.Tensor, alpha: float, d2: torch.Tensor | None = None) -> torch.Tensor:
+    """tllib's ``GaussianKernel(alpha)`` with running statistics: ``exp(-d2 / (2 sigma2))`` where
+    ``d2`` are the pairwise squared L2 distances of the rows of ``x`` and ``sigma2 = alpha *
+    mean(d2)`` (the mean over the whole matrix, diagonal zeros included, detached)."""
+    d2 = _sq_dists(x) if d2 is None else d2
+    sigma2 = alpha * d2.detach().mean()
+    return torch.exp(-d2 / (2 * sigma2.clamp_min(1e-12)))
+
+
+def mk_mmd(zs: torch.Tensor, zt: torch.Tensor, alphas: Sequence[float] = MMD_ALPHAS,
+           estimator: Literal["tllib", "biased"] = "tllib") -> torch.Tensor:
+    """Multiple-kernel MMD between the rows of ``zs`` and ``zt`` (same count ``n``).
+
+    The kernel is the sum of :func:`gaussian_kernel` over ``alphas`` on the stacked ``[zs; zt]``
+    (one bandwidth per kernel from the joint batch). ``tllib`` (as released, tllib's
+    ``MultipleKernelMaximumMeanDiscrepancy(linear=False)``): within-sample means exclude the
+    diagonal (``1 / (n (n - 1))``), the cross term is ``-1 / n^2`` over all pairs, plus the constant
+    ``2 / (n - 1)``. ``biased``: the V-statistic ``mean(Kss) + mean(Ktt) - 2 mean(Kst)``, exactly
+    zero for identical samples.
+    """
+    if zs.shape != zt.shape:
+        raise ConfigError(f"MK-MMD needs two samples of the same shape; got {tuple(zs.shape)} and {tuple(zt.shape)}")
+    n = zs.shape[0]
+    if n < 2:
+        return zs.new_zeros(())
+    x = torch.cat([zs, zt])
+    d2 = _sq_dists(x)  # shared by the kernels (each only rescales it)
+    k = sum(gaussian_kernel(x, a, d2) for a in alphas)
+    kss, ktt, kst = k[:n, :n], k[n:, n:], k[:n, n:]
+    if estimator == "biased":
+        return kss.mean() + ktt.mean() - 2 * kst.mean()
+    off = (kss.sum() - kss.diagonal().sum() + ktt.sum() - ktt.diagonal().sum()) / (n * (n - 1))
+    return off - 2 * kst.sum() / (n * n) + 2.0 / (n - 1)
+
+
+def info_nce(query: torch.Tensor, positive: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """``info_nce.InfoNCE()`` with no explicit negatives: the other rows are the negatives;
+    cosine similarities / ``temperature``, CE on the diagonal."""
+    q, p = F.normalize(query, dim=-1), F.normalize(positive, dim=-1)
+    logits = q @ p.t() / temperature
+    return F.cross_entropy(logits, torch.arange(len(q), device=q.device))
+
+
+def sample_negatives(target_seq: torch.Tensor, user: torch.Tensor, seen: torch.Tensor, n_items: int,
+                     rounds: int = 20) -> torch.Tensor:
+    """One uniform negative item id in ``1..n_items`` per position, avoiding the user's items.
+
+    ``seen`` is the sorted tensor of keys ``user * (n_items + 1) + item`` of every user's training
+    items (the release draws ``randint(1, item_num)`` until the item is not in the user's sequence).
+    Rejection runs vectorised for ``rounds`` rounds; positions still unlucky after that (only for a
+    user who has seen almost every item) keep their last draw. Positions without a target get 0.
+    """
+    shape = target_seq.shape
+    neg = torch.randint(1, n_items + 1, shape, device=target_seq.device)
+    base = user.view(-1, *([1] * (len(shape) - 1))) * (n_items + 1)
+    for _ in range(rounds):
+        key = base + neg
+        pos = torch.searchsorted(seen, key.reshape(-1)).clamp(max=max(len(seen) - 1, 0)).view(shape)
+        bad = seen[pos] == key if len(seen) else torch.zeros_like(key, dtype=torch.bool)
+        if not bool(bad.any()):
+            break
+        neg = torch.where(bad, torch.randint(1, n_items + 1, shape, device=neg.device), neg)
+    return torch.where(target_seq > 0, neg, torch.zeros_like(neg))
+
+
+def gate_init(n_bins: int, gamma2: float, mode: str = "released") -> torch.Tensor:
+    """(3, n_bins + 1) initial gate logits, rows ID / aligned / text; column 0 is padding.
+
+    ``released``: ``linspace(1, 0)``, ``linspace(gamma2, gamma2 - 1)``, ``linspace(0, 1)`` (the ID
+    expert leads on popular items, the text expert on cold ones); ``uniform``: all zeros.
+    """
+    if mode == "uniform":
+        return torch.zeros(3, n_bins + 1)
+    m = n_bins + 1
+    return torch.stack([torch.linspace(1, 0, m, dtype=torch.float64), torch.linspace(gamma2, gamma2 - 1, m,
+                        dtype=torch.float64), torch.linspace(0, 1, m, dtype=torch.float64)]).float()
+
+
+# ----------------------------------------------------------------------------------- modules
+
+
+def _xavier(module: nn.Module) -> None:
+    """The release's ``_init_weights`` for its MLPs: xavier-normal weights, zero biases."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_normal_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class TextProjection(nn.Module):
+    """``FC_Layers``: ``GELU(Linear(D -> d))`` then ``layers`` x (Dropout, Linear(d, d), GELU)."""
+
+    def __init__(self, text_dim: int, d: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        mods: list[nn.Module] = [nn.Linear(text_dim, d), nn.GELU()]
+        for _ in range(layers):
+            mods += [nn.Dropout(dropout), nn.Linear(d, d), nn.GELU()]
+        self.net = nn.Sequential(*mods)
+        self.apply(_xavier)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # type: ignore[no-any-return]
+
+
+class Fuse(nn.Module):
+    """``CAT``: ``GELU(Linear(Dropout([id ; text])))``; ``ADD``: ``id + text``."""
+
+    def __init__(self, d: int, kind: str, dropout: float) -> None:
+        super().__init__()
+        self.kind = kind
+        if kind == "cat":
+            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * d, d), nn.GELU())
+            self.apply(_xavier)
+
+    def forward(self, ids: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([ids, text], -1)) if self.kind == "cat" else ids + text  # type: ignore[no-any-return]
+
+
+class Tower(nn.Module):
+    """One SASRec sequence encoder over item representations given from outside.
+
+    Wraps a :class:`SASRec` (its item table is the ID table of the ID and aligned experts) and runs
+    its position embedding, LayerNorm, dropout and blocks on any ``(B, L, d)`` input, with the
+    same left-padding attention mask as :meth:`SASRec._embed`.
+    """
+
+    def __init__(self, schema: Schema, config: PADConfig) -> None:
+        super().__init__()
+        self.sasrec = SASRec(schema, config.sasrec())
+
+    @property
+    def item_embedding(self) -> nn.Embedding:
+        return self.sasrec.item_embedding
+
+    def forward(self, x: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+        s = self.sasrec
+        L = seq.shape[1]
+        if L > s.config.max_len:
+            raise ConfigError(f"input length {L} exceeds the model's max_len {s.config.max_len}")
+        h = s.dropout(s.norm(x + s.position_embedding.weight[:L]))
+        mask = None
+        if bool((seq[:, 0] == 0).any()):
+            causal = torch.ones(L, L, dtype=torch.bool, device=seq.device).tril()
+            keys = (seq != 0)[:, None, None, :] | torch.eye(L, dtype=torch.bool, device=seq.device)
+            mask = causal & keys
+        for block in s.blocks:
+            h = block(h, mask)
+        return h
+
+
+class _PADBase(nn.Module):
+    task: ClassVar[str] = "pad"
+    registry_name: ClassVar[str]
+    Config = PADConfig
+
+    def __init__(self, schema: Schema, config: PADConfig, text: torch.Tensor | None = None) -> None:
+        super().__init__()
+        seq = schema.of(FieldKind.SEQUENCE)
+        if len(seq) != 1:
+            raise ConfigError(f"PAD needs exactly one SEQUENCE field in its schema; got {len(seq)}")
+        self.schema, self.config = schema, config
+        self.n_items = seq[0].vocab_size
+        if text is not None:
+            if text.ndim != 2 or text.shape[0] != self.n_items:
+                raise ConfigError(f"item text matrix must be ({self.n_items}, D) with row 0 = padding; "
+                                  f"got {tuple(text.shape)}")
+            self.register_buffer("text", text.float(), persistent=False)
+        self.seen: torch.Tensor | None = None  # sorted user*(V)+item keys, for negative sampling
+
+    def _towers(self) -> list[Tower]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _reps(self, expert: int, ids: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def expert_scores(self, batch: Batch) -> list[torch.Tensor]:
+        """Per expert, (B, V) dot-product scores of the state at the last position."""
+        seq = batch["item_seq"]
+        all_ids = torch.arange(self.n_items, device=seq.device)
+        out = []
+        for e, tower in enumerate(self._towers()):
+            table = self._reps(e, all_ids)
+            h = gather_last(tower(table[seq], seq), batch)
+            out.append(h @ table.t())
+        return out
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.expert_scores(batch)[0]
+
+    def pair_scores(self, batch: Batch, neg: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], dict]:
+        """Per expert, (B, L) scores of the target and of the negative at every position; computes
+        item representations once per distinct id of the batch."""
+        seq, tgt = batch["item_seq"], batch["target_seq"]
+        ids, inv = torch.unique(torch.stack([seq, tgt, neg]), return_inverse=True)
+        pos_s, neg_s, extra = [], [], {"ids": ids, "inv": inv}
+        for e, tower in enumerate(self._towers()):
+            r = self._reps(e, ids)
+            x, t, n = r[inv[0]], r[inv[1]], r[inv[2]]
+            h = tower(x, seq)
+            pos_s.append((h * t).sum(-1))
+            neg_s.append((h * n).sum(-1))
+        return pos_s, neg_s, extra
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        neg = self._negatives(batch)
+        pos_s, neg_s, _ = self.pair_scores(batch, neg)
+        return self._bce(self.mix(pos_s, batch["target_seq"]), self.mix(neg_s, neg), batch["target_seq"] > 0)
+
+    def mix(self, scores: list[torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        return scores[0]
+
+    def _negatives(self, batch: Batch) -> torch.Tensor:
+        if self.seen is None:
+            raise ConfigError("PAD's training needs the users' seen items: call set_seen() first")
+        return sample_negatives(batch["target_seq"], batch["user"], self.seen.to(batch["target_seq"].device),
+                                self.n_items - 1)
+
+    def set_seen(self, keys: torch.Tensor) -> None:
+        self.seen = keys
+
+    @staticmethod
+    def _bce(pos: torch.Tensor, neg: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """The release's loss: ``BCE(pos[m], 1) + BCE(neg[m], 0)`` (each a mean over positions)."""
+        return (F.binary_cross_entropy_with_logits(pos[m], torch.ones_like(pos[m]))
+                + F.binary_cross_entropy_with_logits(neg[m], torch.zeros_like(neg[m])))
+
+
+class PADPhase1(_PADBase):
+    """Phase 1: the ID tower (``Model2_id``), a SASRec trained with BCE + one negative per position."""
+
+    registry_name = "pad-phase1"
+
+    def __init__(self, schema: Schema, config: PADConfig | None = None, text: torch.Tensor | None = None) -> None:
+        super().__init__(schema, config or PADConfig(), text)
+        self.id_tower = Tower(schema, self.config)
+
+    def _towers(self) -> list[Tower]:
+        return [self.id_tower]
+
+    def _reps(self, expert: int, ids: torch.Tensor) -> torch.Tensor:
+        return self.id_tower.item_embedding(ids)
+
+
+class _AlignedExpert(nn.Module):
+    def __init__(self, schema: Schema, c: PADConfig, text_dim: int) -> None:
+        super().__init__()
+        self.tower = Tower(schema, c)  # its item table is the release's other_embedding
+        self.text_proj = TextProjection(text_dim, c.hidden_size, c.text_layers, c.dropout)  # turn_dim1
+        self.fuse = Fuse(c.hidden_size, c.fuse, c.dropout)
+
+    def reps(self, ids: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(fused item reps, T(text), ID embeddings) for ``ids``."""
+        t = self.text_proj(text[ids])
+        e = self.tower.item_embedding(ids)
+        return self.fuse(e, t), t, e
+
+
+class PADPhase2(_PADBase):
+    """Phase 2: the alignment tower (``Model2_transfer``); start it with :meth:`copy_from`."""
+
+    registry_name = "pad-phase2"
+
+    def __init__(self, schema: Schema, config: PADConfig | None = None, text: torch.Tensor | None = None) -> None:
+        super().__init__(schema, config or PADConfig(), text)
+        if text is None:
+            raise ConfigError("PAD phase 2 needs the item text matrix")
+        self.aligned = _AlignedExpert(schema, self.config, text.shape[1])
+
+    def copy_from(self, phase1: PADPhase1) -> None:
+        """``freeze()``: the aligned tower starts as the phase-1 ID table and encoder."""
+        self.aligned.tower.load_state_dict(copy.deepcopy(phase1.id_tower.state_dict()))
+
+    def _towers(self) -> list[Tower]:
+        return [self.aligned.tower]
+
+    def _reps(self, expert: int, ids: torch.Tensor) -> torch.Tensor:
+        return self.aligned.reps(ids, self.text)[0]
+
+    def align_loss(self, batch: Batch, neg: torch.Tensor) -> torch.Tensor:
+        """MK-MMD (or InfoNCE) between T(text) and the ID embeddings of the batch's item rows.
+
+        As released, the rows are every position of each sequence's window (``max_len + 1`` items,
+        left padding included) and of its negatives (plus one padding row), grouped
+        ``mmd_group`` sequences at a time (the release's per-GPU batch); the estimates are averaged.
+        """
+        c = self.config
+        window = torch.cat([batch["item_seq"], batch["target_seq"][:, -1:]], 1)
+        negs = torch.cat([neg, torch.zeros_like(neg[:, :1])], 1)
+        rows = torch.stack([window, negs], 2).reshape(len(window), -1)  # (B, 2 (L+1)), as sample_items_id
+        losses = []
+        for g in range(0, len(rows), c.mmd_group):
+            ids = rows[g : g + c.mmd_group].reshape(-1)
+            if not c.mmd_pad_rows:
+                ids = ids[ids > 0]
+            _, t, e = self.aligned.reps(ids, self.text)
+            if c.align_loss == "infonce":
+                losses.append(info_nce(t, e, c.infonce_temperature))
+            else:
+                losses.append(mk_mmd(t, e, c.mmd_alphas, c.mmd_estimator))
+        return torch.stack(losses).mean()
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        neg = self._negatives(batch)
+        pos_s, neg_s, _ = self.pair_scores(batch, neg)
+        rec = self._bce(pos_s[0], neg_s[0], batch["target_seq"] > 0)
+        if self.config.align_loss == "none":
+            return rec
+        return rec + self.config.align_weight * self.align_loss(batch, neg)
+
+
+class PADPhase3(_PADBase):
+    """Phase 3: ID, aligned and text-only experts mixed by per-bin gates (``Model_new3_3``).
+
+    ``bins`` (V,) maps item ids to popularity bins (0 = padding, 1 = most popular); start it with
+    :meth:`copy_from` (phase-1 ID tower, phase-2 aligned tower).
+    """
+
+    registry_name = "pad"
+
+    def __init__(self, schema: Schema, config: PADConfig | None = None, text: torch.Tensor | None = None,
+                 bins: torch.Tensor | None = None) -> None:
+        super().__init__(schema, config or PADConfig(), text)
+        if text is None:
+            raise ConfigError("PAD phase 3 needs the item text matrix")
+        c = self.config
+        self.id_tower = Tower(schema, c)
+        self.aligned = _AlignedExpert(schema, c, text.shape[1])
+        self.text_tower = Tower(schema, c)  # user_enc_3 (its ID table is unused)
+        self.text_proj = TextProjection(text.shape[1], c.hidden_size, c.text_layers, c.dropout)  # turn_dim3
+        self.gate = nn.Parameter(gate_init(c.n_bins, c.gamma2, c.gate_init))  # alpha, alpha2, alpha3
+        b = torch.zeros(self.n_items, dtype=torch.long) if bins is None else torch.as_tensor(bins, dtype=torch.long)
+        if b.shape != (self.n_items,) or int(b.max()) > c.n_bins or int(b.min()) < 0:
+            raise ConfigError(f"bins must be ({self.n_items},) ints in 0..{c.n_bins}; got shape {tuple(b.shape)}")
+        self.register_buffer("bins", b)
+
+    def copy_from(self, phase1: PADPhase1, phase2: PADPhase2) -> None:
+        self.id_tower.load_state_dict(copy.deepcopy(phase1.id_tower.state_dict()))
+        self.aligned.load_state_dict(copy.deepcopy(phase2.aligned.state_dict()))
+
+    def _towers(self) -> list[Tower]:
+        return [self.id_tower, self.aligned.tower, self.text_tower]
+
+    def _reps(self, expert: int, ids: torch.Tensor) -> torch.Tensor:
+        if expert == 0:
+            return self.id_tower.item_embedding(ids)
+        if expert == 1:
+            return self.aligned.reps(ids, self.text)[0]
+        return self.text_proj(self.text[ids])
+
+    def weights(self, items: torch.Tensor) -> torch.Tensor:
+        """(3, *items.shape) expert weights of each candidate item (sum to 1 over experts)."""
+        s = torch.sigmoid(self.gate[:, self.bins[items]])
+        return s / s.sum(0, keepdim=True)
+
+    @torch.no_grad()
+    def bin_weights(self) -> torch.Tensor:
+        """(3, n_bins) expert weights per popularity bin 1..n_bins (rows ID / aligned / text)."""
+        s = torch.sigmoid(self.gate[:, 1:])
+        return s / s.sum(0, keepdim=True)
+
+    def mix(self, scores: list[torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        w = self.weights(items)
+        return sum(w[e] * scores[e] for e in range(3))  # type: ignore[return-value]
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        scores = self.expert_scores(batch)
+        all_ids = torch.arange(self.n_items, device=scores[0].device)
+        return self.mix(scores, all_ids)
+
+    def param_groups(self, lr: float, weight_decay: float) -> list[dict]:
+        """The release's AdamW groups: gates at AdamW's default weight decay (0.01), the rest ``weight_decay``."""
+        rest = [p for n, p in self.named_parameters() if n != "gate"]
+        return [{"params": [self.gate], "lr": lr, "weight_decay": 0.01},
+                {"params": rest, "lr": lr, "weight_decay": weight_decay}]

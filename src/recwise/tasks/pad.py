@@ -1,0 +1,453 @@
+"""PAD end to end: phase 0 (item text -> vectors), phases 1-3 (:mod:`recwise.models.seq.pad`),
+PAD's evaluation protocol, resumable phase by phase.
+
+* Phase 0: each item's text (ML-100K: title, release year and genres from the item file; other
+  datasets: whatever their item file holds, see :func:`item_texts`) is encoded once by the LLM
+  layer's encoder (``text.encoder=minilm`` offline by default; a sentence-transformers folder, or
+  ``text.backend=http`` for a served model; ``hash`` is a model-free hashed bag of words for tests
+  and machines without the wheel). The matrix is cached on disk under
+  ``$RECWISE_HOME/prepared/pad-text-<hash>.npy``, keyed by the encoder and the texts.
+* Phases 1-3 train with AdamW (the release's optimizer, weight decay 0.1), batches of 128
+  sequences (16 per GPU x 8 in the release), selection and early stopping on validation Hit@10
+  (patience 20 evaluations), best weights kept; each phase checkpoints every epoch under
+  ``<out>/phase<k>/checkpoint`` and writes ``<out>/phase<k>/model.safetensors`` + ``done.json`` when
+  finished, so a killed run resumes at the last finished phase and epoch.
+* Evaluation (PAD's): leave-one-out, full ranking over all items with the user's history masked
+  (``train.mask_history=true``), Hit@k / NDCG@k / MRR@k overall, per popularity bin of the target
+  item (``pop=1`` most popular .. ``pop=10`` coldest, ``pop=warm``, ``pop=cold``) and for the
+  shortest-history users (``hist=short``), see :mod:`recwise.tasks.seq_popularity`.
+
+Result rows (task ``pad``) are written for three models: ``sasrec-bce`` (phase 1: PAD's SASRec
+backbone alone), ``pad-aligned`` (phase 2's tower alone) and ``pad`` (phase 3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import recwise
+from recwise.config import config_from_dict, config_hash, config_to_dict
+from recwise.data.cache import default_root
+from recwise.data.sequence import Sequences, eval_inputs, sequence_examples
+from recwise.errors import CheckpointError, ConfigError, DataError
+from recwise.models.seq.pad import PADConfig, PADPhase1, PADPhase2, PADPhase3
+from recwise.results import ResultRow, atomic_write_text, write_results
+from recwise.tasks.seq_popularity import evaluate_by_popularity, popularity_bins, train_item_counts
+from recwise.tasks.sequential import seq_schema
+from recwise.train import TrainConfig, Trainer, seed_everything
+
+__all__ = ["HashingBackend", "PADRun", "PADTextConfig", "PADTrainConfig", "encode_item_texts", "item_texts",
+           "run", "split_overrides", "train_keys"]
+
+TASK = "pad"
+PHASE_MODELS = {1: "sasrec-bce", 2: "pad-aligned", 3: "pad"}
+
+
+@dataclass(frozen=True)
+class PADTrainConfig:
+    """Training and protocol options (``--set train.<name>=...``); the release's values."""
+
+    epochs: int = 400  # per phase
+    batch_size: int = 128  # sequences (16 per GPU x 8 GPUs)
+    eval_batch_size: int = 1024
+    lr1: float = 1e-5  # phase 1 (train_amazon_id_pantry.py, d 128)
+    lr2: float = 1e-5  # phase 2 (train_amazon_id_pantry_transfer.py)
+    lr3: float = 1e-4  # phase 3 (train_amazon_id_pantry_3tower.py, d 128)
+    weight_decay: float = 0.1  # l2_weight (AdamW)
+    patience: int = 20  # evaluations without a validation Hit@10 gain
+    select: str = "hit@10"
+    mask_history: bool = True
+    windows: Literal["latest", "all"] = "latest"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"option 'train.{name}' must be >= 1; got {getattr(self, name)}")
+        for name in ("lr1", "lr2", "lr3"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"option 'train.{name}' must be > 0; got {getattr(self, name)}")
+        if self.select not in {f"{m}@{k}" for m in ("hit", "ndcg", "mrr") for k in (5, 10, 20)}:
+            raise ConfigError(f"option 'train.select' must be hit@k, ndcg@k or mrr@k (k = 5, 10, 20); got {self.select!r}")
+
+
+@dataclass(frozen=True)
+class PADTextConfig:
+    """Phase 0 options (``--set text.<name>=...``)."""
+
+    encoder: str = "minilm"  # minilm | a sentence-transformers folder | hash | (http) a served model name
+    backend: Literal["local", "http"] = "local"
+    batch_size: int = 64
+    hash_dim: int = 256  # encoder=hash only
+
+
+@dataclass(frozen=True)
+class PADRun:
+    dataset: str = "ml-100k"
+    seed: int = 0
+    data_dir: str | None = None
+
+
+def split_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """``train.x`` / ``model.y`` / ``text.z`` overrides; a bare key goes to train."""
+    out: dict[str, dict[str, str]] = {"train": {}, "model": {}, "text": {}}
+    for key, value in overrides.items():
+        scope, _, name = key.rpartition(".")
+        scope = scope or "train"
+        if scope not in out:
+            raise ConfigError(f"--set key {key!r} must start with 'train.', 'model.' or 'text.'")
+        out[scope][name] = value
+    return out["train"], out["model"], out["text"]
+
+
+# ------------------------------------------------------------------------------ phase 0: texts
+
+_ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+                  "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+                  "War", "Western")
+
+
+def _read_atomic_item(path: Path) -> dict[str, str]:
+    """A RecBole ``.item`` file: every ``token``/``token_seq`` column after the id, joined."""
+    import polars as pl
+
+    df = pl.read_csv(path, separator="\t", quote_char=None, encoding="utf8-lossy", infer_schema=False)
+    cols = [c for c in df.columns if c.split(":")[-1] in ("token", "token_seq")]
+    if not cols or not cols[0].startswith(("item_id", "business_id")):
+        raise DataError(f"item file {path}: expected an 'item_id:token' column first; got {df.columns[:3]}")
+    idc, text_cols = cols[0], [c for c in cols[1:] if not c.startswith(("sales_rank", "price"))]
+    rows = df.select([idc, *text_cols]).fill_null("").iter_rows()
+    return {r[0]: " ".join(str(v) for v in r[1:] if v).strip() for r in rows}
+
+
+def _read_u_item(path: Path) -> dict[str, str]:
+    """ML-100K ``u.item``: ``id|title|release date|video date|url|19 genre flags`` (latin-1)."""
+    out = {}
+    for n, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
+        if not line.strip():
+            continue
+        f = line.split("|")
+        if len(f) < 5 + len(_ML100K_GENRES):
+            raise DataError(f"item file {path}: line {n} has {len(f)} fields; expected {5 + len(_ML100K_GENRES)}")
+        title = f[1]
+        year = f[2][-4:] if f[2] else ""
+        genres = [g for g, flag in zip(_ML100K_GENRES, f[5:]) if flag.strip() == "1" and g != "unknown"]
+        if year and title.endswith(f"({year})"):
+            title = title[: -len(year) - 2].strip()
+        out[f[0]] = " ".join(x for x in (title, year, " ".join(genres)) if x)
+    return out
+
+
+def _read_movies_dat(path: Path) -> dict[str, str]:
+    """ML-1M ``movies.dat``: ``MovieID::Title (Year)::Genre|Genre``."""
+    out = {}
+    for line in path.read_text(encoding="latin-1").splitlines():
+        f = line.split("::")
+        if len(f) >= 3:
+            out[f[0]] = f"{f[1]} {f[2].replace('|', ' ')}"
+    return out
+
+
+def _read_json_meta(path: Path, id_field: str, fields: Sequence[str]) -> dict[str, str]:
+    """Amazon 2014 metadata (Python-literal lines) or Yelp business JSON lines."""
+    import ast
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    out = {}
+    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                try:
+                    rec = ast.literal_eval(line)
+                except (ValueError, SyntaxError):
+                    raise DataError(f"item file {path}: line {n} is neither JSON nor a Python literal") from None
+            parts = []
+            for fld in fields:
+                v = rec.get(fld)
+                if isinstance(v, list):
+                    v = " ".join(" ".join(x) if isinstance(x, list) else str(x) for x in v)
+                if v:
+                    parts.append(str(v))
+            if id_field in rec:
+                out[str(rec[id_field])] = " ".join(parts)
+    return out
+
+
+def _item_file(dataset: str, raw: Path) -> tuple[Path, Any]:
+    candidates: list[tuple[str, Any]] = {
+        "ml-100k": [("ml-100k.item", _read_atomic_item), ("u.item", _read_u_item)],
+        "ml-1m": [("ml-1m.item", _read_atomic_item), ("movies.dat", _read_movies_dat)],
+        "yelp": [("yelp.item", _read_atomic_item),
+                 ("yelp_academic_dataset_business.json", lambda p: _read_json_meta(p, "business_id", ("name", "categories", "city")))],
+    }.get(dataset, [])
+    if dataset.startswith("amazon-"):
+        cat = {"amazon-beauty": "Beauty", "amazon-sports": "Sports_and_Outdoors", "amazon-games": "Video_Games"}[dataset]
+        meta = lambda p: _read_json_meta(p, "asin", ("title", "brand", "categories"))  # noqa: E731
+        candidates = [(f"Amazon_{cat}.item", _read_atomic_item), (f"meta_{cat}.json.gz", meta), (f"meta_{cat}.json", meta)]
+    for name, reader in candidates:
+        if (raw / name).is_file():
+            return raw / name, reader
+    raise DataError(f"no item text file for dataset '{dataset}' in {raw}: expected one of "
+                    f"{[c[0] for c in candidates] or 'a RecBole .item file'}; PAD needs item text")
+
+
+def item_texts(dataset: str, raw: Path, item_tokens: Sequence[Any]) -> tuple[list[str], int]:
+    """Texts for item ids ``1..n`` (``item_tokens[0]`` is padding) and how many had none.
+
+    An item without text gets ``"item <raw id>"`` (the release drops such items; here they stay so
+    the interaction data is the same as the other sequential models').
+    """
+    path, reader = _item_file(dataset, raw)
+    table: dict[str, str] = reader(path)
+    texts, missing = [], 0
+    for tok in list(item_tokens)[1:]:
+        t = table.get(str(tok), "").strip()
+        if not t:
+            missing += 1
+            t = f"item {tok}"
+        texts.append(t)
+    return texts, missing
+
+
+class HashingBackend:
+    """A model-free text encoder: signed hashed bag of lower-cased words (``text.encoder=hash``)."""
+
+    name = "hash"
+
+    def __init__(self, dim: int = 256) -> None:
+        if dim < 1:
+            raise ConfigError(f"option 'text.hash_dim' must be >= 1; got {dim}")
+        self.dim = dim
+        self.fingerprint = f"hash:{dim}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                h = zlib.crc32(w.encode())
+                out[i, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
+        return out
+
+
+def _encoder(cfg: PADTextConfig) -> Any:
+    from recwise.llm import Encoder, load_encoder
+
+    if cfg.encoder == "hash":
+        return Encoder(HashingBackend(cfg.hash_dim), None, show_progress=False)
+    return load_encoder(backend=cfg.backend, model=cfg.encoder, batch_size=cfg.batch_size, show_progress=False)
+
+
+def encode_item_texts(texts: list[str], cfg: PADTextConfig, *, root: Path | None = None) -> tuple[np.ndarray, dict]:
+    """(V, D) float32 text matrix (row 0 = zeros, padding) and phase-0 info.
+
+    Cached as ``<root>/prepared/pad-text-<hash>.npy`` keyed by the encoder options and the texts; a
+    cache hit loads no model. The LLM layer's own cache also keeps each text's vector.
+    """
+    key = hashlib.sha256(json.dumps([config_to_dict(cfg), texts]).encode()).hexdigest()[:16]
+    path = (root or default_root()) / "prepared" / f"pad-text-{key}.npy"
+    t0 = time.perf_counter()
+    if path.exists():
+        try:
+            m = np.load(path, allow_pickle=False)
+            return m, {"cache": "hit", "path": str(path), "seconds": time.perf_counter() - t0, "calls": 0}
+        except (OSError, ValueError):
+            pass  # a torn file: encode again
+    enc = _encoder(cfg)
+    vec = enc.encode(texts)
+    m = np.concatenate([np.zeros((1, vec.shape[1]), dtype=np.float32), vec]).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
+    np.save(tmp, m)
+    os.replace(tmp, path)
+    return m, {"cache": "miss", "path": str(path), "seconds": time.perf_counter() - t0,
+               "calls": int(getattr(enc, "backend_calls", len(texts)))}
+
+
+# ---------------------------------------------------------------------------------- phases
+
+
+def train_keys(seqs: Sequences) -> torch.Tensor:
+    """Sorted ``user * (n_items + 1) + item`` over every user's training items (negative sampling)."""
+    start, stop = seqs.offsets[:-1], seqs.offsets[1:]
+    n = stop - start
+    train_stop = np.where(n >= 3, stop - 2, stop)
+    lens = train_stop - start
+    user = np.repeat(np.arange(seqs.n_users), lens)
+    first = np.repeat(start - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    items = seqs.items[first + np.arange(int(lens.sum()))]
+    return torch.from_numpy(np.unique(user * (seqs.n_items + 1) + items))
+
+
+def _train_windows(seqs: Sequences, max_len: int, kind: str) -> dict[str, torch.Tensor]:
+    ex = sequence_examples(seqs, max_len, "left")
+    if kind == "latest":  # the release: each user's latest max_len + 1 training items, one window
+        _, first = np.unique(ex["user"].numpy(), return_index=True)
+        ex = {k: v[torch.from_numpy(first)] for k, v in ex.items()}
+    return ex
+
+
+def _metrics_rows(res: dict[str, dict[str, float]], cell: PADRun, model: str, split: str) -> list[ResultRow]:
+    return [ResultRow(TASK, cell.dataset, model, cell.seed, split, seg, metric, value)
+            for seg, ms in res.items() for metric, value in ms.items() if metric not in ("users", "max_history")]
+
+
+def _save_weights(path: Path, model: nn.Module) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def _load_weights(path: Path, model: nn.Module) -> None:
+    try:
+        tensors = load_file(str(path))
+    except (FileNotFoundError, SafetensorError, OSError) as exc:
+        raise CheckpointError(f"cannot load phase weights {path}: {exc}") from None
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"phase weights {path} do not match the model: missing {missing}, unexpected {unexpected}")
+
+
+def run(
+    cell: PADRun,
+    seqs: Sequences,
+    *,
+    train_options: dict[str, Any] | None = None,
+    model_options: dict[str, Any] | None = None,
+    text_options: dict[str, Any] | None = None,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    raw_dir: Path | None = None,
+    texts: list[str] | None = None,
+    root: Path | None = None,
+) -> list[ResultRow]:
+    """Run phases 0-3 on one dataset with one seed; returns result rows for the three models.
+
+    ``seqs`` must carry ``item_tokens`` (build it with ``load_sequences(..., use_cache=False)``) unless
+    ``texts`` (one per item id ``1..n``) is given. With ``out_dir`` and ``resume``, finished phases
+    are loaded and an unfinished one continues from its last epoch.
+    """
+    tcfg = config_from_dict(PADTrainConfig, train_options or {}, where="train")
+    mcfg = config_from_dict(PADConfig, model_options or {}, where="model")
+    xcfg = config_from_dict(PADTextConfig, text_options or {}, where="text")
+    timings: dict[str, float] = {}
+    info: dict[str, Any] = {"task": TASK, "dataset": cell.dataset, "seed": cell.seed, "version": recwise.__version__,
+                            "train_config": config_to_dict(tcfg), "model_config": config_to_dict(mcfg),
+                            "text_config": config_to_dict(xcfg), "phases": {}}
+
+    # phase 0
+    t0 = time.perf_counter()
+    missing = 0
+    if texts is None:
+        if seqs.item_tokens is None:
+            raise ConfigError("PAD needs the raw item ids to find item texts: load the sequences with use_cache=False")
+        if raw_dir is None:
+            raise ConfigError("PAD needs the raw data folder (raw_dir) to read item texts")
+        texts, missing = item_texts(cell.dataset, raw_dir, seqs.item_tokens)
+    if len(texts) != seqs.n_items:
+        raise ConfigError(f"got {len(texts)} item texts for {seqs.n_items} items")
+    text_np, p0 = encode_item_texts(texts, xcfg, root=root)
+    text = torch.from_numpy(text_np)
+    timings["phase0"] = time.perf_counter() - t0
+    info["phases"]["0"] = {**p0, "items": len(texts), "missing_text": missing, "dim": int(text.shape[1]),
+                           "wall_seconds": timings["phase0"], "example_text": texts[0]}
+
+    schema = seq_schema(seqs.n_items)
+    counts = train_item_counts(seqs)
+    bins = popularity_bins(counts, mcfg.n_bins)
+    seen = train_keys(seqs)
+    train = _train_windows(seqs, mcfg.max_len, tcfg.windows)
+    val = eval_inputs(seqs, "val", mcfg.max_len, "left")
+    test = eval_inputs(seqs, "test", mcfg.max_len, "left")
+    items = torch.from_numpy(np.asarray(seqs.items))
+    fingerprint = config_hash(tcfg, mcfg, xcfg, {"dataset": cell.dataset, "seed": cell.seed, "n_items": seqs.n_items,
+                                                 "interactions": len(seqs)})
+    rows: list[ResultRow] = []
+    models: dict[int, nn.Module] = {}
+
+    def evaluate(m: nn.Module, data: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+        return evaluate_by_popularity(m, data, items, bins, mask=tcfg.mask_history, batch_size=tcfg.eval_batch_size)
+
+    for phase in (1, 2, 3):
+        seed_everything(cell.seed + 1000 * (phase - 1))
+        model: nn.Module
+        if phase == 1:
+            model = PADPhase1(schema, mcfg)
+        elif phase == 2:
+            model = PADPhase2(schema, mcfg, text)
+            model.copy_from(models[1])  # type: ignore[arg-type]
+        else:
+            model = PADPhase3(schema, mcfg, text, torch.from_numpy(bins))
+            model.copy_from(models[1], models[2])  # type: ignore[arg-type]
+        model.set_seen(seen)  # type: ignore[operator]
+        pdir = out_dir / f"phase{phase}" if out_dir is not None else None
+        done = json.loads((pdir / "done.json").read_text()) if pdir is not None and (pdir / "done.json").exists() else None
+        t0 = time.perf_counter()
+        if resume and done is not None and done.get("fingerprint") == fingerprint:
+            _load_weights(pdir / "model.safetensors", model)  # type: ignore[operator]
+            pinfo = done
+        else:
+            lr = (tcfg.lr1, tcfg.lr2, tcfg.lr3)[phase - 1]
+            trc = TrainConfig(epochs=tcfg.epochs, batch_size=tcfg.batch_size, eval_batch_size=tcfg.eval_batch_size,
+                              lr=lr, weight_decay=tcfg.weight_decay, patience=tcfg.patience, seed=cell.seed,
+                              device=tcfg.device)
+
+            def monitor(m: nn.Module) -> float:
+                return evaluate(m, val)["all"][tcfg.select]
+
+            trainer = Trainer(model, trc, loss_fn=lambda m, b: m.loss(b), monitor=monitor, mode="max", run_dir=pdir,
+                              progress=progress, extra_state={"phase": phase, "fingerprint": fingerprint})
+            groups = model.param_groups(lr, tcfg.weight_decay) if phase == 3 else model.parameters()  # type: ignore[operator]
+            trainer.optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=tcfg.weight_decay)
+            ckpt = trainer.checkpoint_dir
+            has_ckpt = ckpt is not None and (ckpt.exists() or ckpt.with_name(ckpt.name + ".old").exists())
+            result = trainer.fit(train, resume=resume and has_ckpt)
+            pinfo = {"fingerprint": fingerprint, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                     "best_val": result.best_score, "stopped_early": result.stopped_early,
+                     "train_seconds": result.train_seconds,
+                     "seconds_per_epoch": result.train_seconds / max(result.epochs_run, 1),
+                     "history": result.history}
+            if pdir is not None:
+                _save_weights(pdir / "model.safetensors", model)
+                atomic_write_text(pdir / "done.json", json.dumps({**pinfo, "wall_seconds": time.perf_counter() - t0},
+                                                                 indent=1))
+        model.to("cpu")
+        models[phase] = model
+        timings[f"phase{phase}"] = float(pinfo.get("wall_seconds", time.perf_counter() - t0))
+        res_split = {}
+        for split, data in (("val", val), ("test", test)):
+            res = evaluate(model, data)
+            res_split[split] = res
+            rows += _metrics_rows(res, cell, PHASE_MODELS[phase], split)
+        info["phases"][str(phase)] = {k: v for k, v in pinfo.items() if k != "history"} | {
+            "wall_seconds": timings[f"phase{phase}"], "test_all": res_split["test"]["all"]}
+        if phase == 3:
+            info["gate_weights"] = models[3].bin_weights().tolist()  # type: ignore[operator]
+    info["timings"] = timings
+    info["bins"] = {"items_per_bin": np.bincount(bins, minlength=mcfg.n_bins + 1)[1:].tolist(),
+                    "test_users_per_bin": [res_split["test"][f"pop={b}"]["users"] for b in range(1, mcfg.n_bins + 1)],
+                    "short_history_max": res_split["test"].get("hist=short", {}).get("max_history")}
+    if out_dir is not None:
+        write_results(out_dir / "results.csv", rows)
+        atomic_write_text(out_dir / "run.json", json.dumps(info, indent=1, default=str))
+    return rows
+

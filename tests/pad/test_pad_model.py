@@ -1,0 +1,168 @@
+"""PAD's pieces: MK-MMD, the per-bin expert gates, the phase-2 copy, negatives, losses that fall."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recwise.errors import ConfigError
+from recwise.models.seq.pad import (PADConfig, PADPhase1, PADPhase2, PADPhase3, gate_init, gaussian_kernel,
+                                    info_nce, mk_mmd, sample_negatives)
+from recwise.tasks.pad import _train_windows, train_keys
+from recwise.tasks.sequential import seq_schema
+
+TINY = PADConfig(hidden_size=16, n_layers=1, n_heads=1, inner_size=32, max_len=6, text_layers=1, mmd_group=4)
+
+
+def _tllib_reference(zs: torch.Tensor, zt: torch.Tensor, alphas) -> float:  # noqa: ANN001
+    """tllib's MultipleKernelMaximumMeanDiscrepancy(linear=False) written out with its index matrix."""
+    n = len(zs)
+    x = torch.cat([zs, zt]).double()
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    k = sum(torch.exp(-d2 / (2 * a * d2.mean())) for a in alphas)
+    index = torch.zeros(2 * n, 2 * n, dtype=torch.float64)
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                index[i, j] = index[i + n, j + n] = 1.0 / (n * (n - 1))
+            index[i, j + n] = index[i + n, j] = -1.0 / (n * n)
+    return float((k * index).sum() + 2.0 / (n - 1))
+
+
+def test_gaussian_kernel_bandwidth_is_alpha_times_mean_squared_distance() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(12, 5)
+    d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
+    for alpha in (0.125, 1.0, 2.0):
+        ref = torch.exp(-d2 / (2 * alpha * d2.mean()))
+        torch.testing.assert_close(gaussian_kernel(x, alpha), ref, atol=1e-5, rtol=1e-5)
+    # the bandwidth follows the batch: rescaling the data leaves the kernel unchanged
+    torch.testing.assert_close(gaussian_kernel(10 * x, 0.5), gaussian_kernel(x, 0.5), atol=1e-5, rtol=1e-5)
+
+
+def test_mk_mmd_matches_tllib_and_is_zero_for_identical_samples() -> None:
+    torch.manual_seed(1)
+    zs, zt = torch.randn(9, 4), torch.randn(9, 4) + 0.3
+    alphas = [2.0**k for k in range(-3, 2)]
+    assert float(mk_mmd(zs, zt)) == pytest.approx(_tllib_reference(zs, zt, alphas), abs=1e-5)
+    assert float(mk_mmd(zs, zs, estimator="biased")) == pytest.approx(0.0, abs=1e-6)
+    # tllib's estimator: unbiased within-sample terms, so identical samples give 2S/(n^2 (n-1)) - 10/n + 2/(n-1)
+    assert float(mk_mmd(zs, zs)) == pytest.approx(_tllib_reference(zs, zs, alphas), abs=1e-5)
+
+
+@pytest.mark.parametrize("estimator", ["tllib", "biased"])
+def test_mk_mmd_grows_with_a_mean_shift(estimator: str) -> None:
+    torch.manual_seed(2)
+    a, b = torch.randn(200, 8), torch.randn(200, 8)
+    vals = [float(mk_mmd(a, b + s, estimator=estimator)) for s in (0.0, 0.25, 0.5, 1.0, 2.0)]
+    assert all(x < y for x, y in zip(vals, vals[1:])), vals
+    assert abs(vals[0]) < 0.05 and vals[-1] > 1.0  # same distribution: about zero; far apart: large
+
+
+def test_info_nce_prefers_matching_pairs() -> None:
+    torch.manual_seed(3)
+    q = torch.randn(32, 8)
+    assert float(info_nce(q, q + 0.01 * torch.randn(32, 8))) < float(info_nce(q, torch.randn(32, 8)))
+
+
+def test_gate_init_as_released_and_weights_per_candidate_bin(planted_text) -> None:  # noqa: ANN001
+    g = gate_init(10, -4.0)
+    np.testing.assert_allclose(g[0].numpy(), np.linspace(1, 0, 11), atol=1e-7)
+    np.testing.assert_allclose(g[1].numpy(), np.linspace(-4, -5, 11), atol=1e-7)
+    np.testing.assert_allclose(g[2].numpy(), np.linspace(0, 1, 11), atol=1e-7)
+    seqs, texts = planted_text
+    V = seqs.n_items + 1
+    bins = torch.tensor([0] + [1 + (i % 10) for i in range(V - 1)])
+    m = PADPhase3(seq_schema(seqs.n_items), TINY, torch.randn(V, 8), bins)
+    w = m.weights(torch.arange(V))
+    torch.testing.assert_close(w.sum(0), torch.ones(V))
+    hot, cold = int(torch.nonzero(bins == 1)[0]), int(torch.nonzero(bins == 10)[0])
+    assert w[0, hot] > w[2, hot] and w[2, cold] > w[0, cold]  # ID leads on popular items, text on cold ones
+    assert float(w[1].detach().max()) < 0.02  # aligned expert starts near sigmoid(-4) / (sum)
+    same = torch.nonzero(bins == 3).ravel()
+    torch.testing.assert_close(w[:, same[0]], w[:, same[1]])  # the weight depends on the bin only
+    # moving one bin's gate changes the mixed scores of that bin's items only
+    batch = {"item_seq": torch.tensor([[0, 0, 1, 2, 3, 4]]), "item_len": torch.tensor([4])}
+    m.eval()
+    before = m(batch)
+    with torch.no_grad():
+        m.gate[:, 3] += torch.tensor([2.0, 0.0, -2.0])
+    changed = (m(batch) - before).abs()[0] > 1e-7
+    assert set(torch.nonzero(changed).ravel().tolist()) <= set(same.tolist()) and changed.any()
+
+
+def test_phase2_tower_starts_equal_to_phase1(planted_text) -> None:  # noqa: ANN001
+    seqs, _ = planted_text
+    schema, text = seq_schema(seqs.n_items), torch.randn(seqs.n_items + 1, 8)
+    torch.manual_seed(0)
+    p1 = PADPhase1(schema, TINY)
+    p2 = PADPhase2(schema, TINY, text)
+    assert not torch.equal(p2.aligned.tower.item_embedding.weight, p1.id_tower.item_embedding.weight)
+    p2.copy_from(p1)
+    s1, s2 = p1.id_tower.state_dict(), p2.aligned.tower.state_dict()
+    assert s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
+    p1.eval(), p2.eval()
+    seq = torch.tensor([[0, 0, 3, 5, 7, 9], [1, 2, 3, 4, 5, 6]])
+    x = p1.id_tower.item_embedding(seq)
+    torch.testing.assert_close(p2.aligned.tower(x, seq), p1.id_tower(x, seq))
+    with torch.no_grad():  # a copy, not shared weights
+        p2.aligned.tower.item_embedding.weight.add_(1.0)
+    assert not torch.equal(p2.aligned.tower.item_embedding.weight, p1.id_tower.item_embedding.weight)
+    p3 = PADPhase3(schema, TINY, text, torch.zeros(seqs.n_items + 1, dtype=torch.long))
+    p3.copy_from(p1, p2)
+    assert torch.equal(p3.id_tower.item_embedding.weight, p1.id_tower.item_embedding.weight)
+    assert torch.equal(p3.aligned.tower.item_embedding.weight, p2.aligned.tower.item_embedding.weight)
+
+
+def test_negatives_avoid_the_users_items(planted_text) -> None:  # noqa: ANN001
+    seqs, _ = planted_text
+    keys = train_keys(seqs)
+    ex = _train_windows(seqs, 6, "all")
+    torch.manual_seed(0)
+    neg = sample_negatives(ex["target_seq"], ex["user"], keys, seqs.n_items)
+    assert bool(((neg == 0) == (ex["target_seq"] == 0)).all())
+    k = ex["user"][:, None] * (seqs.n_items + 1) + neg
+    assert not bool(torch.isin(k[neg > 0], keys).any())
+    assert len(torch.unique(neg[neg > 0])) > 0.8 * seqs.n_items
+
+
+def test_latest_windows_keep_one_left_padded_window_per_user(planted_text) -> None:  # noqa: ANN001
+    seqs, _ = planted_text
+    ex = _train_windows(seqs, 6, "latest")
+    assert len(ex["user"]) == seqs.n_users and len(torch.unique(ex["user"])) == seqs.n_users
+    u = int(ex["user"][0])
+    train = seqs.user_items(u)[:-2]
+    assert ex["target_seq"][0].tolist() == train[-6:].tolist() and ex["item_seq"][0].tolist() == train[-7:-1].tolist()
+
+
+@pytest.mark.parametrize("phase", [1, 2, 3])
+def test_loss_falls(planted_text, phase: int) -> None:  # noqa: ANN001
+    seqs, _ = planted_text
+    schema = seq_schema(seqs.n_items)
+    text = torch.randn(seqs.n_items + 1, 8)
+    text[0] = 0
+    torch.manual_seed(0)
+    model = {1: lambda: PADPhase1(schema, TINY), 2: lambda: PADPhase2(schema, TINY, text),
+             3: lambda: PADPhase3(schema, TINY, text, torch.randint(1, 11, (seqs.n_items + 1,)))}[phase]()
+    model.set_seen(train_keys(seqs))
+    batch = {k: v[:64] for k, v in _train_windows(seqs, 6, "latest").items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    torch.manual_seed(1)
+    first = float(model.loss(batch))
+    for _ in range(30):
+        loss = model.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.manual_seed(1)
+    assert float(model.loss(batch)) < 0.7 * first
+
+
+def test_bad_options_are_one_line_errors() -> None:
+    with pytest.raises(ConfigError, match="hidden_size"):
+        PADConfig(hidden_size=10, n_heads=3)
+    with pytest.raises(ConfigError, match="text"):
+        PADPhase2(seq_schema(5), TINY, None)
+    with pytest.raises(ConfigError, match="item text matrix"):
+        PADPhase2(seq_schema(5), TINY, torch.zeros(3, 4))
