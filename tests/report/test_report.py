@@ -240,3 +240,35 @@ def test_page_in_headless_chromium(tmp_path: Path) -> None:
             browser.close()
     assert errors == [] and fetched == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def _toy_cell(cell, out_dir: Path, shared) -> list[ResultRow]:  # noqa: ANN001
+    """A grid cell that 'trains' instantly: AUC from the options; the model named 'broken' raises."""
+    if cell.model == "broken" and not (shared or {}).get("fixed"):
+        raise RuntimeError("diverged: loss is nan")
+    auc = cell.options["auc"] + cell.seed * 0.002
+    return [ResultRow(cell.task, cell.dataset, cell.model, cell.seed, "test", seg, "auc", auc + d)
+            for seg, d in (("all", 0.0), ("scenario=0", -0.01), ("scenario=1", 0.01))]
+
+
+def test_grid_runner_appends_to_the_store_and_the_report_shows_failures(tmp_path: Path) -> None:
+    bench = pytest.importorskip("recwise.bench", reason="the grid runner (recwise.bench) is not present")
+    cells = [bench.Cell("msr", "toy", m, s, options={"auc": a}) for m, a in (("ok", 0.7), ("broken", 0.6))
+             for s in range(2)]
+    db = tmp_path / "s.duckdb"
+    res = bench.run_grid(cells, _toy_cell, tmp_path / "grid", store=db, quiet=True)
+    assert len(res.failed) == 2
+    store = ResultStore(db)
+    assert store.summary(segment="all")["count"].to_list() == [2]
+    assert sorted(store.failures()["seed"].to_list()) == [0, 1]
+    rec = store.query(model="ok", seed=1, segment="all").row(0, named=True)
+    assert rec["value"] == pytest.approx(0.702) and rec["config_hash"] == cells[1].key and rec["wall_seconds"] >= 0
+    page = build_report(store, tmp_path / "rep").read_text()
+    fails = _table(page, "failures")
+    assert [(r[2][0], r[3][0], r[4][0]) for r in fails] == [("broken", "0", "RuntimeError: diverged: loss is nan"),
+                                                            ("broken", "1", "RuntimeError: diverged: loss is nan")]
+    # the re-run runs only the failed cells; their success clears the failures
+    res = bench.run_grid(cells, _toy_cell, tmp_path / "grid", shared={"fixed": True}, store=db, quiet=True)
+    assert (res.ran, res.reused, len(res.failed)) == (2, 2, 0)
+    assert store.failures().height == 0 and store.summary(segment="all")["count"].to_list() == [2, 2]
+    assert "No failed cells" in build_report(store, tmp_path / "rep").read_text()
