@@ -173,3 +173,20 @@ def test_bad_grid_flags_are_one_line_errors(extra: list[str], message: str, tmp_
     code = main(["--quiet", "bench", "msr", "--models", "lr", "--data-dir", str(tmp_path / "nowhere"), *extra])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_sequential_runs_through_the_grid(tmp_path: Path, rw_home: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.seq.test_seq_cli import _atomic
+
+    _atomic(tmp_path / "raw")
+    args = ["--quiet", "bench", "sequential", "--data-dir", str(tmp_path / "raw"), "--models", "gru4rec",
+            "--seeds", "2", "--epochs", "1", "--out", str(tmp_path / "out"), "--store", "none"]
+    assert main(args) == 0
+    assert "2 cells run, 0 reused, 0 failed" in capsys.readouterr().out
+    rows = read_results(tmp_path / "out" / "results.csv")
+    assert {(r.model, r.seed) for r in rows} == {("gru4rec", 0), ("gru4rec", 1)} and {r.task for r in rows} == {"sequential"}
+    assert "| gru4rec |" in (tmp_path / "out" / "results.md").read_text()
+    assert main(args) == 0 and "0 cells run, 2 reused, 0 failed" in capsys.readouterr().out
+    assert main([*args, "--set", "train.lr=0.01"]) == 0  # other options: other keys, cells run again
+    assert "2 cells run, 0 reused" in capsys.readouterr().out
