@@ -1,5 +1,8 @@
+"""``python -m recwise``: the command line, also as torchrun's module (``torchrun -m recwise run ...``)."""
+
 import sys
 
 from recwise.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -183,17 +183,20 @@ class TableStream:
     - ``"blocks"`` (for data larger than memory): the rows, in file order, are cut into blocks of
       ``block_rows`` consecutive rows; each epoch permutes the blocks, takes them
       ``window_blocks`` at a time and permutes the rows within each such window. Every row still
-      comes exactly once per epoch, and the file is read in runs of ``block_rows`` rows.
+      comes exactly once per epoch, and the file is read in runs of ``block_rows`` rows. A
+      window is copied into memory column by column and the mapped pages are handed back to the
+      kernel (they stay in the page cache), so the resident size is about one window
+      (``block_rows * window_blocks`` rows), however large the file.
 
-    Pages of memory-mapped columns are handed back to the kernel after each window ("rows": after
-    each batch), so the resident size stays that of a window however large the file.
+    "rows" leaves the pages it touches mapped until the epoch ends: it suits tables that fit in
+    memory, where it reproduces in-memory training exactly.
     """
 
     table: Table
     rows: np.ndarray | None = None
     shuffle: Shuffle = "blocks"
-    block_rows: int = 1 << 14
-    window_blocks: int = 32
+    block_rows: int = 1 << 16
+    window_blocks: int = 8
 
     def __post_init__(self) -> None:
         if self.shuffle not in ("rows", "blocks"):
@@ -274,56 +277,85 @@ class StreamLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _chunks(self) -> Iterator[np.ndarray]:
-        """The epoch's order (positions into the streamed rows), a window at a time."""
-        n, s = self.n, self.stream
-        if not self.shuffle:
-            step = max(s.block_rows * s.window_blocks, self.batch_size)
-            for start in range(0, n, step):
-                yield np.arange(start, min(start + step, n))
-        elif s.shuffle == "rows":  # BatchLoader's permutation, so both loaders give the same batches
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            yield torch.randperm(n, generator=g).numpy()
-        else:
-            rng = np.random.default_rng([self.seed, self.epoch])
-            n_blocks = -(-n // s.block_rows)
-            blocks = rng.permutation(n_blocks)
-            for w in range(0, n_blocks, s.window_blocks):
-                pos = np.concatenate([np.arange(b * s.block_rows, min((b + 1) * s.block_rows, n))
-                                      for b in blocks[w : w + s.window_blocks]])
-                yield pos[rng.permutation(len(pos))]
-
     def __iter__(self) -> Iterator[Batch]:
-        bs = self.batch_size
+        if self.shuffle and self.stream.shuffle == "blocks":
+            yield from self._windows()
+            return
+        bs, n = self.batch_size, self.n
+        if self.shuffle:  # "rows": BatchLoader's permutation, so both loaders give the same batches
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            chunks: Iterator[np.ndarray] = iter([torch.randperm(n, generator=g).numpy()])
+        else:  # file order, a window's worth of rows at a time
+            step = max(self.stream.block_rows * self.stream.window_blocks // bs, 1) * bs
+            chunks = (np.arange(start, min(start + step, n)) for start in range(0, n, step))
         left = np.zeros(0, dtype=np.int64)
-        per_batch_release = self.shuffle and self.stream.shuffle == "rows"
-        for chunk in self._chunks():
+        for chunk in chunks:
             pos = np.concatenate([left, chunk]) if len(left) else chunk
             full = len(pos) - len(pos) % bs
             for start in range(0, full, bs):
-                yield self._batch(pos[start : start + bs])
-                if per_batch_release:
-                    self.release()
+                yield self._batch(self.stream.table, self._rows(pos[start : start + bs]))
             left = pos[full:]
             self.release()
         if len(left) and not self.drop_last and len(left) >= self.world_size:
-            yield self._batch(left)
-            self.release()
+            yield self._batch(self.stream.table, self._rows(left))
+        self.release()
+
+    def _rows(self, pos: np.ndarray) -> np.ndarray:
+        return pos if self.stream.rows is None else self.stream.rows[pos]
+
+    def _windows(self) -> Iterator[Batch]:
+        """Block shuffling: permute the blocks, copy a window of them into memory, permute its rows."""
+        s, bs, n = self.stream, self.batch_size, self.n
+        rng = np.random.default_rng([self.seed, self.epoch])
+        n_blocks = -(-n // s.block_rows)
+        blocks = rng.permutation(n_blocks)
+        names = [f.name for f in self.schema.fields]
+        carry: dict[str, np.ndarray] = {k: np.zeros(0, dtype=s.table.columns[k].dtype) for k in names}
+        for w in range(0, n_blocks, s.window_blocks):
+            ranges = [(b * s.block_rows, min((b + 1) * s.block_rows, n)) for b in blocks[w : w + s.window_blocks]]
+            cols = {k: self._read(k, ranges, carry[k]) for k in names}
+            kept = len(carry[names[0]])
+            order = np.concatenate([np.arange(kept), kept + rng.permutation(len(cols[names[0]]) - kept)])
+            window = Table(self.schema, cols)
+            full = len(order) - len(order) % bs
+            for start in range(0, full, bs):
+                yield self._batch(window, order[start : start + bs])
+            carry = {k: v[order[full:]] for k, v in cols.items()}
+        left = len(carry[names[0]])
+        if left and not self.drop_last and left >= self.world_size:
+            yield self._batch(Table(self.schema, carry), np.arange(left))
+
+    def _read(self, name: str, ranges: list[tuple[int, int]], head: np.ndarray) -> np.ndarray:
+        """``head`` then column ``name`` over the blocks' rows, copied into memory; mapped pages released."""
+        col = self.stream.table.columns[name]
+        out = np.empty((len(head) + sum(b - a for a, b in ranges), *col.shape[1:]), dtype=col.dtype)
+        out[: len(head)] = head
+        at = len(head)
+        for a, b in ranges:
+            out[at : at + b - a] = col[a:b] if self.stream.rows is None else col[self.stream.rows[a:b]]
+            at += b - a
+        m = getattr(col, "_mmap", None)
+        if m is not None:
+            _dontneed(m)
+        return out
 
     def release(self) -> None:
         """Hand the mapped pages back (they stay in the page cache); the next read maps them again."""
         for m in self._maps:
-            try:
-                m.madvise(mmap.MADV_DONTNEED)
-            except (ValueError, OSError, AttributeError):  # closed map or a platform without madvise
-                pass
+            _dontneed(m)
 
-    def _batch(self, pos: np.ndarray) -> Batch:
+    def _batch(self, table: Table, pos: np.ndarray) -> Batch:
         self.global_rows = len(pos)
         if self.world_size > 1:
             pos = np.array_split(pos, self.world_size)[self.rank]
-        idx = pos if self.stream.rows is None else self.stream.rows[pos]
-        return {k: v.to(self.device) for k, v in gather(self.stream.table, idx).items()}
+        return {k: v.to(self.device) for k, v in gather(table, pos).items()}
+
+
+def _dontneed(m: mmap.mmap) -> None:
+    try:
+        m.madvise(mmap.MADV_DONTNEED)
+    except (ValueError, OSError, AttributeError):  # a closed map, or a platform without madvise
+        pass
 
 
 def gather(table: Table, idx: np.ndarray) -> Batch:

@@ -3,6 +3,10 @@
 Every model is measured the same way: the dataset's fixed split (made once from ``split_seed``,
 independent of the training seed), BCE on logits, early stopping on overall validation AUC with
 the best weights restored, and test AUC / logloss overall and per scenario.
+
+Splits whose tensors would exceed ``STREAM_ABOVE_BYTES`` are streamed from the memory-mapped
+cache instead of stacked in memory; under ``torchrun`` the run trains with
+DistributedDataParallel and rank 0 evaluates and writes the results.
 """
 
 from __future__ import annotations
@@ -21,17 +25,20 @@ from torch import nn
 import recwise
 from recwise.config import config_from_dict, config_hash, config_to_dict
 from recwise.data.cache import Prepared
-from recwise.data.table import Batch
+from recwise.data.schema import Schema
+from recwise.data.table import Batch, TableStream
 from recwise.errors import ConfigError
 from recwise.metrics import auc, logloss
 from recwise.registry import get_model
 from recwise.results import ResultRow, atomic_write_text, write_results
 from recwise.train import TrainConfig, Trainer, predict, save_model, seed_everything
+from recwise.train.trainer import dist_info, init_distributed
 
 __all__ = ["MSRRun", "bce_loss", "evaluate", "load_preset", "resolve_configs", "run"]
 
 TASK = "msr"
 PRESETS = Path(__file__).resolve().parent.parent / "configs" / "msr"
+STREAM_ABOVE_BYTES = 4 * 2**30  # a split whose batch tensors would take more is streamed (``run(stream=None)``)
 
 
 @dataclass(frozen=True)
@@ -80,11 +87,18 @@ def bce_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     return loss + extra if extra is not None else loss
 
 
-def evaluate(model: nn.Module, data: Batch, n_scenarios: int, batch_size: int) -> dict[str, dict[str, float]]:
+def evaluate(
+    model: nn.Module, data: Batch | TableStream, n_scenarios: int, batch_size: int
+) -> dict[str, dict[str, float]]:
     """AUC and logloss overall (``all``) and per scenario (``scenario=<i>``)."""
     prob = 1.0 / (1.0 + np.exp(-predict(model, data, batch_size).astype(np.float64)))
-    label = data["label"].numpy()
-    scen = data["scenario"].numpy()
+    if isinstance(data, TableStream):
+        s = data.table.schema
+        label = data.column(s.label.name).astype(np.float32)
+        scen = data.column(s.scenario.name).astype(np.int64) if s.scenario else np.zeros(len(label), np.int64)
+    else:
+        label = data["label"].numpy()
+        scen = data["scenario"].numpy()
     out = {"all": {"auc": auc(label, prob), "logloss": logloss(label, prob)}}
     for s in range(n_scenarios):
         m = scen == s
@@ -104,6 +118,11 @@ def resolve_configs(
     return tcfg, mcfg
 
 
+def batch_bytes(schema: Schema, rows: int) -> int:
+    """Bytes the batch tensors of ``rows`` rows take (int64 ids and scenario, float32 values and label)."""
+    return (8 * len(schema.sparse) + 4 * len(schema.dense) + 8 + 4) * rows
+
+
 def run(
     cell: MSRRun,
     prepared: Prepared,
@@ -113,16 +132,42 @@ def run(
     out_dir: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    stream: bool | None = None,
 ) -> list[ResultRow]:
     """Train and test one model on one dataset with one seed; returns result rows.
 
     ``out_dir`` receives ``results.csv``, ``run.json`` (configs, hash, timings, version), the best
     model (``model.safetensors`` + ``model.json``) and the per-epoch ``checkpoint/``.
+
+    ``stream``: read the splits batch by batch from the prepared (memory-mapped) columns, with
+    block shuffling (``TableStream(shuffle="blocks")``), instead of stacking them in memory;
+    None streams a split whose tensors would exceed ``STREAM_ABOVE_BYTES``. Under torchrun
+    (``WORLD_SIZE`` > 1) the training runs on every process through DDP; rank 0 computes the
+    validation and test metrics on the full splits and alone writes ``out_dir``; every process
+    returns the same rows.
     """
     tcfg, mcfg = resolve_configs(cell, train_options, model_options)
     cls = get_model(TASK, cell.model)
     schema = prepared.table.schema
-    train, val, test = (prepared.part(s).tensors() for s in ("train", "val", "test"))
+    created = init_distributed(tcfg.device)
+    try:
+        return _run(cell, prepared, tcfg, mcfg, cls, schema, out_dir, resume, progress, stream)
+    finally:
+        if created:
+            torch.distributed.destroy_process_group()
+
+
+def _part(prepared: Prepared, split: str, stream: bool | None) -> Batch | TableStream:
+    rows = prepared.splits[split]
+    if stream or (stream is None and batch_bytes(prepared.table.schema, len(rows)) > STREAM_ABOVE_BYTES):
+        return TableStream(prepared.table, rows, shuffle="blocks")
+    return prepared.part(split).tensors()
+
+
+def _run(cell: MSRRun, prepared: Prepared, tcfg: TrainConfig, mcfg: Any, cls: type, schema: Schema,
+         out_dir: Path | None, resume: bool, progress: bool, stream: bool | None) -> list[ResultRow]:
+    rank, world = dist_info()
+    train, val, test = (_part(prepared, s, stream) for s in ("train", "val", "test"))
     n_scen = schema.num_scenarios
     seed_everything(cell.seed)
     model = cls(schema, mcfg)
@@ -136,6 +181,11 @@ def run(
     t0 = time.perf_counter()
     result = trainer.fit(train, resume=resume)
     wall = time.perf_counter() - t0
+    if rank != 0:  # rank 0 tests and writes; the others wait for its rows
+        got: list[Any] = [None]
+        torch.distributed.broadcast_object_list(got, 0)
+        torch.distributed.barrier()
+        return got[0]
     rows: list[ResultRow] = []
     for split, data in (("val", val), ("test", test)):
         for segment, metrics in evaluate(model, data, n_scen, tcfg.eval_batch_size).items():
@@ -154,5 +204,10 @@ def run(
             "train_samples_per_second": result.train_samples / max(result.train_seconds, 1e-9),
             "history": result.history,
         }
+        if world > 1 or isinstance(train, TableStream):
+            info.update(world_size=world, streamed=isinstance(train, TableStream))
         atomic_write_text(out_dir / "run.json", json.dumps(info, indent=1, default=list))
+    if world > 1:
+        torch.distributed.broadcast_object_list([rows], 0)
+        torch.distributed.barrier()  # run.json exists before any process returns
     return rows
