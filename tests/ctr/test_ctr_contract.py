@@ -114,3 +114,17 @@ def test_erase_defaults() -> None:
     assert get_model("ctr", "mlp").Config().mlp_dims == (16, 16)  # ERASE's mlp.py default
     assert get_model("ctr", "dcn").Config().cross_layers == 2
     assert get_model("ctr", "fibinet").Config().reduction_ratio == 3
+
+
+def test_fibinet_bilinear_matches_the_pairwise_loop() -> None:
+    """The batched field_interaction layer equals ERASE's loop: Linear_ij(v_i) * v_j for i < j."""
+    from itertools import combinations
+
+    from recwise.models.ctr.fibinet import Bilinear
+
+    torch.manual_seed(0)
+    layer = Bilinear(5, 4, "field_interaction")
+    x = torch.randn(7, 5, 4)
+    loop = [torch.nn.functional.linear(x[:, i], layer.weight[p]) * x[:, j]
+            for p, (i, j) in enumerate(combinations(range(5), 2))]
+    torch.testing.assert_close(layer(x), torch.stack(loop, dim=1))

@@ -5,8 +5,8 @@ SENET re-weights the fields (squeeze: mean over the embedding; excitation: Linea
 per field pair i<j: (v_i W_ij) * v_j) runs on the raw and on the SENET embeddings; both outputs,
 flattened, feed an MLP [32, 16] (BatchNorm, ReLU, dropout 0.2) to one logit.
 
-The per-pair matrices are one (P, E, E) tensor applied in a single einsum (the released code
-loops over P Linear layers; same function). With a single field there is no pair; ERASE would
+The per-pair matrices are one (P, E, E) tensor, applied with one matmul per left field (the
+released code loops over P Linear layers; same function). With a single field there is no pair; ERASE would
 fail there, we feed the raw and SENET embeddings to the MLP instead (our addition, so top-1
 retraining works).
 """
@@ -61,14 +61,27 @@ class Bilinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(n_mats, dim, dim).uniform_(-bound, bound))
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        vi, vj = emb[:, self.i], emb[:, self.j]
         if self.kind == "field_interaction":
-            w = self.weight
-        elif self.kind == "field_each":
+            return self._pairs_by_field(emb)
+        vi, vj = emb[:, self.i], emb[:, self.j]
+        if self.kind == "field_each":
             w = self.weight[self.i]
         else:
             w = self.weight.expand(len(self.i), -1, -1)
         return torch.einsum("bpe,pfe->bpf", vi, w) * vj  # v_i W^T as nn.Linear, times v_j
+
+    def _pairs_by_field(self, emb: torch.Tensor) -> torch.Tensor:
+        """field_interaction, one matmul per left field i: v_i times all W_ij (j > i) at once
+        (same numbers as the gather + einsum form, about 2x faster forward + backward on CPU)."""
+        b, f, e = emb.shape
+        outs, start = [], 0
+        for i in range(f - 1):
+            n = f - 1 - i
+            w = self.weight[start:start + n]  # (n, E_out, E_in) for pairs (i, i+1..f-1)
+            proj = emb[:, i] @ w.permute(2, 0, 1).reshape(e, n * e)  # (B, n * E): v_i W_ij^T
+            outs.append(proj.view(b, n, e) * emb[:, i + 1:])
+            start += n
+        return torch.cat(outs, dim=1)
 
 
 @register("ctr", "fibinet")
