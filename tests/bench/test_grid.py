@@ -167,6 +167,7 @@ def test_msr_cells_give_the_same_rows_as_a_direct_run(planted: Prepared, tmp_pat
     (["--address", "127.0.0.1:6379"], "option --address needs --executor ray"),
     (["--cell-threads", "0"], "option --cell-threads must be >= 1"),
     (["--workers", "0"], "option --workers must be >= 1"),
+    (["--cell-gpus", "1"], "option --cell-gpus must be >= 0 and needs --executor ray"),
 ])
 def test_bad_grid_flags_are_one_line_errors(extra: list[str], message: str, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:

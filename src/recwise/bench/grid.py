@@ -36,7 +36,8 @@ API (what a ``bench <task>`` command needs)::
   dies mid-cell (killed, out of memory, segfault; Ray executor) is retried once, then the cell is
   marked failed with the reason. The grid always finishes the other cells.
 * **Threads.** ``threads`` sets ``torch.set_num_threads`` inside each cell (default: unchanged
-  under ``local``, 1 under Ray, where each cell also reserves that many Ray CPUs).
+  under ``local``, 1 under Ray, where each cell also reserves that many Ray CPUs). ``gpus`` is
+  the GPUs a Ray cell reserves (default 0: Ray hides the GPUs, the cell trains on CPU).
 * **Measures.** Each cell's wall time and peak RSS (the cell's own high-water mark where Linux lets
   the runner reset it, else the process's) go to ``cell.json`` and to the results store.
 * **Store.** After each finished cell the runner appends its rows to the results store
@@ -242,7 +243,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, fn: CellFn, shared: Any, threads: int | None = None, *, address: str | None = None,
-                 workers: int | None = None, quiet: bool = False) -> None:
+                 workers: int | None = None, gpus: float = 0.0, quiet: bool = False) -> None:
         try:
             import ray
         except ImportError:
@@ -270,7 +271,8 @@ class RayExecutor:
         self.slots = max(1, cpus // max(self.threads, 1))
         self._shared_ref = ray.put(shared)
         self._fn = fn
-        self._remote = ray.remote(execute_cell).options(num_cpus=self.threads, max_retries=0)
+        # max_retries=0: the runner retries a dead worker itself (once), the same way for every executor
+        self._remote = ray.remote(execute_cell).options(num_cpus=self.threads, num_gpus=gpus, max_retries=0)
         self._pending: dict[Any, _Job] = {}
 
     def submit(self, job: _Job) -> None:
@@ -361,6 +363,7 @@ def run_grid(
     address: str | None = None,
     workers: int | None = None,
     threads: int | None = None,
+    gpus: float = 0.0,
     store: Path | str | None | Literal[False] = None,
     quiet: bool = False,
 ) -> GridResult:
@@ -376,6 +379,7 @@ def run_grid(
     address : Ray cluster ``HOST:PORT`` (default: start a local Ray, or use the one running).
     workers : CPUs of a local Ray (default: all cores).
     threads : torch threads per cell (default: unchanged locally, 1 under Ray).
+    gpus : GPUs each Ray cell reserves (a fraction shares one); with 0 Ray hides the GPUs from the cell.
     store : results store path; None for the store's default, False for none.
     quiet : no progress bar.
     """
@@ -414,7 +418,8 @@ def run_grid(
         if executor == "local":
             ex = LocalExecutor(fn, shared, threads)
         elif executor == "ray":
-            ex = RayExecutor(fn, shared, threads, address=address, workers=workers, quiet=quiet) if todo else \
+            ex = RayExecutor(fn, shared, threads, address=address, workers=workers, gpus=gpus,
+                                                  quiet=quiet) if todo else \
                 LocalExecutor(fn, shared, threads)  # nothing to run: no need to start Ray
         else:
             raise ConfigError(f"option --executor must be 'local' or 'ray'; got {executor!r}")
@@ -497,7 +502,7 @@ def run_grid(
 
 
 def add_grid_arguments(q: argparse.ArgumentParser) -> None:
-    """Add ``--executor``, ``--address``, ``--workers``, ``--cell-threads`` and ``--store`` to a bench parser."""
+    """Add ``--executor``, ``--address``, ``--workers``, ``--cell-threads``, ``--cell-gpus`` and ``--store``."""
     g = q.add_argument_group("grid execution")
     g.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: cells one by one in this process (default); ray: cells as Ray tasks")
@@ -507,6 +512,8 @@ def add_grid_arguments(q: argparse.ArgumentParser) -> None:
                    help="CPUs of the local Ray (default: all cores); cells at once = workers / cell threads")
     g.add_argument("--cell-threads", type=int, default=None,
                    help="torch threads inside each cell (default: --threads locally, 1 under Ray)")
+    g.add_argument("--cell-gpus", type=float, default=0.0,
+                   help="GPUs each cell reserves under Ray (e.g. 0.5: two cells per GPU; default 0: CPU only)")
     g.add_argument("--store", default=None, metavar="FILE",
                    help="results store every finished cell is appended to (default: the store's default "
                         "file; 'none': no store)")
@@ -520,8 +527,12 @@ def grid_options(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"option --{name.replace('_', '-')} must be >= 1; got {v}")
     if getattr(args, "address", None) is not None and getattr(args, "executor", "local") != "ray":
         raise ConfigError("option --address needs --executor ray")
+    gpus = getattr(args, "cell_gpus", 0.0) or 0.0
+    if gpus < 0 or (gpus and getattr(args, "executor", "local") != "ray"):
+        raise ConfigError(f"option --cell-gpus must be >= 0 and needs --executor ray; got {gpus}")
     return {"executor": getattr(args, "executor", "local"), "address": getattr(args, "address", None),
             "workers": getattr(args, "workers", None), "threads": getattr(args, "cell_threads", None),
+            "gpus": float(getattr(args, "cell_gpus", 0.0) or 0.0),
             "store": _store_option(getattr(args, "store", None)), "quiet": bool(getattr(args, "quiet", False))}
 
 
