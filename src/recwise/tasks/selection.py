@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,3 +287,301 @@ def run(
                 "per_k": {str(k): v for k, v in per_k.items()}, "threads": torch.get_num_threads()}
         atomic_write_text(out_dir / "run.json", json.dumps(info, indent=1, default=list))
     return rows, ranking
+
+
+# ================================================================================== the bench
+
+ERASE_METHODS = ("lasso", "gbdt", "rf", "xgboost", "permutation", "autofield", "adafs", "optfs", "lpfs", "shark",
+                 "sfs")
+ERASE_BACKBONES = ("widedeep", "deepfm", "dcn", "fibinet")
+
+
+@dataclass
+class BenchResult:
+    rows: list[ResultRow]
+    rankings: dict[str, Ranking]
+    failed: list[str]
+    searches_run: int
+    retrains_run: int
+    retrains_reused: int
+    wall_seconds: float
+
+
+def _ranking_name(method: str, backbone: str | None, seed: int) -> str:
+    return f"{method}-{backbone or 'any'}-seed{seed}"
+
+
+def _init_worker() -> None:
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
+def _search_job(args: tuple) -> tuple[str, Ranking | None, str]:
+    name, prepared, method, backbone, seed, fields, mopts, bopts, train = args
+    try:
+        r = search(prepared, method, backbone=backbone or "mlp", seed=seed, fields=fields, method_options=mopts,
+                   backbone_options=bopts, train=train)
+        return name, r, ""
+    except Exception as exc:  # noqa: BLE001 - one failing method must not stop the grid
+        return name, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _retrain_job(args: tuple) -> tuple[str, dict[str, float] | None, str]:
+    key, prepared, fields, backbone, seed, bopts, train = args
+    try:
+        return key, retrain(prepared, fields, backbone=backbone, seed=seed, backbone_options=bopts, train=train), ""
+    except Exception as exc:  # noqa: BLE001
+        return key, None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _run_jobs(fn, jobs: list[tuple], workers: int, bar) -> Iterator[tuple]:  # noqa: ANN001
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield fn(job)
+            bar.update(1)
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+        futures = [pool.submit(fn, job) for job in jobs]
+        for fut in as_completed(futures):
+            yield fut.result()
+            bar.update(1)
+
+
+def bench(
+    prepared: Prepared,
+    dataset: str,
+    *,
+    methods: Sequence[str],
+    backbones: Sequence[str],
+    k: Sequence[int],
+    seeds: Sequence[int],
+    out_dir: Path,
+    fields: Sequence[str] | None = None,
+    method_options: dict[str, dict[str, Any]] | None = None,
+    backbone_options: dict[str, Any] | None = None,
+    train: TrainConfig = ERASE_TRAIN,
+    workers: int = 1,
+    progress: bool = True,
+) -> BenchResult:
+    """Every (method, backbone, seed) cell over the k grid, resumable from ``out_dir``.
+
+    Writes ``rankings/<method>-<backbone|any>-seed<s>.json`` (one per search: a method that does
+    not use a backbone is searched once per seed), ``retrains.jsonl`` (one line per trained
+    field set: backbone, seed, fields, metrics), ``results.csv``, ``results.md`` and
+    ``auc_vs_k.html``. A rerun with the same options reuses every ranking and retrain on disk;
+    other options in the same folder are a ConfigError.
+    """
+    from tqdm.auto import tqdm
+
+    from recwise.config import config_hash
+    from recwise.results import atomic_write_text, write_results
+
+    t0 = time.perf_counter()
+    cand = resolve_fields(prepared, fields)
+    ks = tuple(sorted(set(k)))
+    for kk in ks:
+        if not 1 <= kk <= len(cand):
+            raise ConfigError(f"k={kk} is out of range: there are F={len(cand)} candidate fields")
+    for m in methods:
+        depends_on_backbone(m)  # unknown -> ConfigError
+    for b in backbones:
+        get_model("ctr", b)
+    method_options = {m: dict((method_options or {}).get(m, {})) for m in methods}
+    for m in method_options:
+        if m not in methods and method_options[m]:
+            raise ConfigError(f"options given for method '{m}', which is not in --methods")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = config_hash(train, backbone_options or {}, {"data": prepared.meta.get("key"), "fields": cand})
+    state = out_dir / "bench.json"
+    if state.exists():
+        old = json.loads(state.read_text())
+        if old.get("fingerprint") != fingerprint:
+            raise ConfigError(f"{out_dir} holds results made with other train/backbone options or data; "
+                              f"use another --out or delete it")
+    atomic_write_text(state, json.dumps({"fingerprint": fingerprint, "dataset": dataset,
+                                         "train_config": config_to_dict(train),
+                                         "backbone_options": backbone_options or {}, "fields": cand}, indent=1))
+    rank_dir = out_dir / "rankings"
+    rank_dir.mkdir(exist_ok=True)
+
+    # -- 1. searches
+    wanted: dict[str, tuple[str, str | None, int]] = {}
+    for s in seeds:
+        for m in methods:
+            for b in (backbones if depends_on_backbone(m) else [None]):
+                wanted[_ranking_name(m, b, s)] = (m, b, s)
+    rankings: dict[str, Ranking] = {}
+    jobs = []
+    for name, (m, b, s) in wanted.items():
+        path = rank_dir / f"{name}.json"
+        if path.exists():
+            r = Ranking.from_json(path.read_text())
+            if r.fields == cand and r.options == config_to_dict(
+                    config_from_dict(SELECTORS[m].Config, method_options[m], where="method")):
+                rankings[name] = r
+                continue
+        jobs.append((name, prepared, m, b, s, cand, method_options[m], backbone_options, train))
+    failed: list[str] = []
+    retrain_file = out_dir / "retrains.jsonl"
+    done: dict[str, dict[str, float]] = {}
+    if retrain_file.exists():
+        for line in retrain_file.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+                done[rec["key"]] = rec["metrics"]
+            except (json.JSONDecodeError, KeyError):
+                continue  # a line cut by a kill
+    # a rough total for the bar: searches + at most one retrain per (cell, k)
+    n_cells = len(methods) * len(backbones) * len(seeds)
+    bar = tqdm(total=len(jobs) + n_cells * len(ks), desc=f"selection {dataset}", disable=not progress)
+    for name, r, err in _run_jobs(_search_job, jobs, workers, bar):
+        if r is None:
+            failed.append(f"search {name}: {err}")
+            continue
+        rankings[name] = r
+        atomic_write_text(rank_dir / f"{name}.json", r.to_json())
+
+    # -- 2. retrains (one per distinct backbone, seed and field set)
+    cells: list[tuple[str, str, int, Ranking]] = []
+    for s in seeds:
+        for m in methods:
+            for b in backbones:
+                name = _ranking_name(m, b if depends_on_backbone(m) else None, s)
+                if name in rankings:
+                    cells.append((m, b, s, rankings[name]))
+    todo: dict[str, tuple] = {}
+    reused = 0
+    for m, b, s, r in cells:
+        for kk in ks:
+            chosen = [f for f in cand if f in set(r.top_k(kk))]
+            key = retrain_key(b, s, chosen)
+            if key in done or key in todo:
+                reused += 1
+                bar.update(1)
+                continue
+            todo[key] = (key, prepared, chosen, b, s, backbone_options, train)
+    with open(retrain_file, "a", encoding="utf-8") as fh:
+        for key, metrics, err in _run_jobs(_retrain_job, list(todo.values()), workers, bar):
+            if metrics is None:
+                failed.append(f"retrain {key}: {err}")
+                continue
+            done[key] = metrics
+            fh.write(json.dumps({"key": key, "metrics": metrics}) + "\n")
+            fh.flush()
+    bar.close()
+
+    # -- 3. rows, tables, plot
+    rows: list[ResultRow] = []
+    for m, b, s, r in cells:
+        per_k = {}
+        for kk in ks:
+            key = retrain_key(b, s, [f for f in cand if f in set(r.top_k(kk))])
+            if key in done:
+                per_k[kk] = done[key]
+        if len(per_k) == len(ks):
+            rows.extend(cell_rows(dataset, m, b, s, ks, per_k))
+    write_results(out_dir / "results.csv", rows)
+    atomic_write_text(out_dir / "results.md", summary(rows, ks, dataset, failed))
+    atomic_write_text(out_dir / "auc_vs_k.html", plot_html(rows, dataset))
+    return BenchResult(rows, rankings, failed, len(jobs), len(todo), reused, time.perf_counter() - t0)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    v = np.asarray([x for x in values if not np.isnan(x)], dtype=np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def curves(rows: Sequence[ResultRow], split: str = "test", metric: str = "auc") -> dict[str, dict[int, list[float]]]:
+    """model ("backbone+method") -> k -> values over seeds."""
+    out: dict[str, dict[int, list[float]]] = {}
+    for r in rows:
+        if r.split == split and r.metric == metric and r.segment.startswith("k="):
+            out.setdefault(r.model, {}).setdefault(int(r.segment[2:]), []).append(r.value)
+    return out
+
+
+def summary(rows: Sequence[ResultRow], ks: Sequence[int], dataset: str, failed: Sequence[str] = ()) -> str:
+    """Markdown: test AUKC per method x backbone, test AUC per k, and the top-half check."""
+    aukcs: dict[str, list[float]] = {}
+    for r in rows:
+        if r.split == "test" and r.segment == "aukc":
+            aukcs.setdefault(r.model, []).append(r.value)
+    models = sorted(aukcs)
+    backbones = sorted({m.split("+", 1)[0] for m in models})
+    methods = sorted({m.split("+", 1)[1] for m in models})
+    lines = [f"# feature selection on {dataset}: test AUKC (k = {', '.join(map(str, ks))}), mean ± std over seeds",
+             "", "| method | " + " | ".join(backbones) + " |", "|---|" + "---|" * len(backbones)]
+    for meth in methods:
+        cells = []
+        for b in backbones:
+            m, s = _mean_std(aukcs.get(f"{b}+{meth}", []))
+            cells.append(f"{m:.4f} ± {s:.4f}" if not np.isnan(m) else "-")
+        lines.append(f"| {meth} | " + " | ".join(cells) + " |")
+    cur = curves(rows)
+    lines += ["", "## test AUC per k (mean over seeds)", "",
+              "| backbone+method | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
+    for model in sorted(cur):
+        lines.append(f"| {model} | " + " | ".join(f"{_mean_std(cur[model].get(k, []))[0]:.4f}" for k in ks) + " |")
+    check = top_half_check(rows, ks)
+    if check:
+        lines += ["", "## top-half check", ""] + [f"- {c}" for c in check]
+    if failed:
+        lines += ["", "## failed", ""] + [f"- {f}" for f in failed]
+    return "\n".join(lines) + "\n"
+
+
+def top_half_check(rows: Sequence[ResultRow], ks: Sequence[int]) -> list[str]:
+    """Per backbone: the best method by mean test AUKC, and its AUC at k = F/2 over its AUC at k = F
+    (F = the largest k of the grid; needs F/2 rounded up in the grid)."""
+    f = max(ks)
+    half = (f + 1) // 2
+    if half not in ks or half == f:
+        return []
+    aukcs: dict[str, list[float]] = {}
+    for r in rows:
+        if r.split == "test" and r.segment == "aukc":
+            aukcs.setdefault(r.model, []).append(r.value)
+    cur = curves(rows)
+    out = []
+    for b in sorted({m.split("+", 1)[0] for m in aukcs}):
+        cands = {m: _mean_std(v)[0] for m, v in aukcs.items() if m.startswith(b + "+")}
+        best = max(cands, key=lambda m: cands[m])
+        a_half, a_all = _mean_std(cur[best][half])[0], _mean_std(cur[best][f])[0]
+        out.append(f"{b}: best method by AUKC {best.split('+', 1)[1]} ({cands[best]:.4f}); its top-{half} test AUC "
+                   f"{a_half:.4f} = {100 * a_half / a_all:.2f}% of all-{f}-fields AUC {a_all:.4f}")
+    return out
+
+
+def plot_html(rows: Sequence[ResultRow], dataset: str) -> str:
+    """Self-contained HTML (plotly inlined): test AUC vs k, one panel per backbone, one line per method."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    cur = curves(rows)
+    backbones = sorted({m.split("+", 1)[0] for m in cur})
+    fig = make_subplots(rows=1, cols=max(len(backbones), 1), subplot_titles=backbones, shared_yaxes=True)
+    methods = sorted({m.split("+", 1)[1] for m in cur})
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+               "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd"]
+    for col, b in enumerate(backbones, start=1):
+        for i, meth in enumerate(methods):
+            per_k = cur.get(f"{b}+{meth}")
+            if not per_k:
+                continue
+            kk = sorted(per_k)
+            stats = [_mean_std(per_k[k]) for k in kk]
+            fig.add_trace(go.Scatter(
+                x=kk, y=[s[0] for s in stats], error_y={"type": "data", "array": [s[1] for s in stats]},
+                mode="lines+markers", name=meth, legendgroup=meth, showlegend=col == 1,
+                line={"color": palette[i % len(palette)]}), row=1, col=col)
+        fig.update_xaxes(title_text="k (fields kept)", row=1, col=col)
+    fig.update_yaxes(title_text="test AUC", row=1, col=1)
+    fig.update_layout(title=f"Feature selection on {dataset}: test AUC vs k (mean ± std over seeds)",
+                      template="plotly_white", height=450, width=max(500, 380 * len(backbones)))
+    return fig.to_html(include_plotlyjs=True, full_html=True)
