@@ -243,7 +243,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, fn: CellFn, shared: Any, threads: int | None = None, *, address: str | None = None,
-                 workers: int | None = None, gpus: float = 0.0, quiet: bool = False) -> None:
+                 workers: int | None = None, gpus: float = 0.0) -> None:
         try:
             import ray
         except ImportError:
@@ -256,7 +256,7 @@ class RayExecutor:
         self._temp_dir: str | None = None
         if address is not None:
             try:
-                ray.init(address=address, log_to_driver=not quiet, logging_level=logging.WARNING)
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise ConfigError(f"option --address: cannot connect to a Ray cluster at {address!r} "
                                   f"({_reason(exc)}); start one with `ray start --head`") from None
@@ -267,13 +267,17 @@ class RayExecutor:
             ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, _temp_dir=self._temp_dir,
                      log_to_driver=False, logging_level=logging.WARNING)
             self._started = True
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.slots = max(1, cpus // max(self.threads, 1))
-        self._shared_ref = ray.put(shared)
+        self._pending: dict[Any, _Job] = {}
+        try:
+            cpus = int(ray.cluster_resources().get("CPU", 1))
+            self.slots = max(1, cpus // max(self.threads, 1))
+            self._shared_ref = ray.put(shared)
+        except BaseException:
+            self.close()
+            raise
         self._fn = fn
         # max_retries=0: the runner retries a dead worker itself (once), the same way for every executor
         self._remote = ray.remote(execute_cell).options(num_cpus=self.threads, num_gpus=gpus, max_retries=0)
-        self._pending: dict[Any, _Job] = {}
 
     def submit(self, job: _Job) -> None:
         ref = self._remote.remote(self._fn, job.cell, str(job.out_dir), self._shared_ref, self.threads)
@@ -418,9 +422,9 @@ def run_grid(
         if executor == "local":
             ex = LocalExecutor(fn, shared, threads)
         elif executor == "ray":
-            ex = RayExecutor(fn, shared, threads, address=address, workers=workers, gpus=gpus,
-                                                  quiet=quiet) if todo else \
-                LocalExecutor(fn, shared, threads)  # nothing to run: no need to start Ray
+            # nothing to run: no need to start Ray
+            ex = RayExecutor(fn, shared, threads, address=address, workers=workers, gpus=gpus) if todo \
+                else LocalExecutor(fn, shared, threads)
         else:
             raise ConfigError(f"option --executor must be 'local' or 'ray'; got {executor!r}")
     else:
