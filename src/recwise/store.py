@@ -391,7 +391,7 @@ class ResultStore:
                     break
                 except duckdb.Error as exc:
                     message = str(exc)
-                    if "lock" not in message.lower():
+                    if "could not set lock" not in message.lower() and "conflicting lock" not in message.lower():
                         raise self._damaged(exc) from None
                     if time.monotonic() + delay > deadline:  # a process outside recwise holds DuckDB's lock
                         raise StoreError(f"results store {self.path} is locked by another program "

@@ -139,3 +139,13 @@ def test_a_file_that_is_not_a_store(tmp_path: Path) -> None:
         ResultStore(other).summary()
     with pytest.raises(StoreError, match="no results store"):
         ResultStore(tmp_path / "missing.duckdb").summary()
+
+
+def test_flipped_bytes_fail_the_checksum(tmp_path: Path) -> None:
+    path = tmp_path / "r.duckdb"
+    ResultStore(path).append([r for s in range(40) for r in _rows("a", s, 0.7)])
+    with open(path, "r+b") as fh:  # inside the first data block (after DuckDB's 3 header pages of 4 KiB)
+        fh.seek(3 * 4096 + 100)
+        fh.write(b"\xff" * 64)
+    with pytest.raises(StoreError, match=r"corrupt or truncated \(.*checksum"):
+        ResultStore(path).summary()
