@@ -191,3 +191,18 @@ def test_bench_sequential_runs_through_the_grid(tmp_path: Path, rw_home: Path,
     assert main(args) == 0 and "0 cells run, 2 reused, 0 failed" in capsys.readouterr().out
     assert main([*args, "--set", "train.lr=0.01"]) == 0  # other options: other keys, cells run again
     assert "2 cells run, 0 reused" in capsys.readouterr().out
+
+
+def test_unreachable_ray_address_fails_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ConfigError, match=f"nothing answers at 127.0.0.1:{port}"):
+        run_grid([Cell("toy", "d", "a", 0)], mean_cell, tmp_path, executor="ray", address=f"127.0.0.1:{port}",
+                 store=False, quiet=True)
+    with pytest.raises(ConfigError, match="must be HOST:PORT"):
+        run_grid([Cell("toy", "d", "a", 0)], mean_cell, tmp_path, executor="ray", address="somehost",
+                 store=False, quiet=True)

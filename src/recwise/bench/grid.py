@@ -237,6 +237,20 @@ class LocalExecutor:
         self._queue.clear()
 
 
+def _check_reachable(address: str) -> None:
+    """Fail fast on a ``HOST:PORT`` nothing listens on (``ray.init`` would wait for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        if address != "auto" and "://" not in address:
+            raise ConfigError(f"option --address must be HOST:PORT (or auto, or ray://HOST:PORT); got {address!r}")
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"option --address: nothing answers at {address} ({exc.strerror or exc}); start a Ray "
+                          f"head there with `ray start --head --port {port}`") from None
+
+
 class RayExecutor:
     """Runs cells as Ray tasks: a local Ray started here, the one already running, or a cluster."""
 
@@ -255,6 +269,7 @@ class RayExecutor:
         self._started = False
         self._temp_dir: str | None = None
         if address is not None:
+            _check_reachable(address)
             try:
                 ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
             except (ConnectionError, ValueError, RuntimeError) as exc:
