@@ -421,7 +421,8 @@ def run_grid(
     for i, c in enumerate(cells):
         cdir = out / "cells" / c.path
         rec = _read_record(cdir / "cell.json")
-        if rec is not None and rec.get("status") == "done" and rec.get("key") == c.key and (cdir / "results.csv").exists():
+        if (rec is not None and rec.get("status") == "done" and rec.get("key") == c.key
+                and (cdir / "results.csv").exists()):
             try:
                 rows_of[i] = read_results(cdir / "results.csv")
             except DataError:
