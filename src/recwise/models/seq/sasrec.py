@@ -221,10 +221,23 @@ class SASRec(SeqModel):
                                               c.tower_hidden)
 
     def item_weights(self) -> torch.Tensor:
-        """(V, d) item representations: the ID table, or the AlphaRec tower; plus KAR's item knowledge."""
+        """(V, d) item representations: the ID table, or the AlphaRec tower; plus KAR's item knowledge.
+
+        In eval mode without autograd the computed table is kept until a parameter changes (serving
+        computes it once, as a deployed model would store it)."""
         c = self.config
         if c.item_tower == "id" and c.knowledge == "none":
             return self.item_embedding.weight
+        if self.training or torch.is_grad_enabled():
+            return self._item_table()
+        key = tuple((t.data_ptr(), t._version) for t in [*self.parameters(), *self.buffers()])
+        cached = getattr(self, "_table_cache", None)
+        if cached is None or cached[0] != key:
+            self._table_cache = (key, self._item_table())
+        return self._table_cache[1]
+
+    def _item_table(self) -> torch.Tensor:
+        c = self.config
         table = self.item_embedding.weight if c.item_tower == "id" else self.tower(self.item_text)
         if c.knowledge == "kar":
             table = table + self.item_adaptor(self.item_knowledge)
