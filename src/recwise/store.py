@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import math
 import os
 import socket
 import subprocess
@@ -343,8 +342,9 @@ class ResultStore:
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'results'").fetchall()}
         missing = [c for c in _ALL_COLUMNS if c not in have]
         if missing:
-            raise StoreError(f"{self.path} is not a recwise results store (table 'results' lacks "
-                             f"{', '.join(missing[:4])}{'...' if len(missing) > 4 else ''}); {_rebuild_hint(self.path)}")
+            lacks = ", ".join(missing[:4]) + ("..." if len(missing) > 4 else "")
+            raise StoreError(f"{self.path} is not a recwise results store (table 'results' lacks {lacks}); "
+                             f"{_rebuild_hint(self.path)}")
 
     def _damaged(self, exc: BaseException) -> StoreError:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -387,7 +387,7 @@ class ResultStore:
             delay = 0.02
             while True:
                 try:
-                    con = duckdb.connect(str(self.path), read_only=read_only)
+                    con = duckdb.connect(str(self.path), read_only=read_only, config={"threads": 1})
                     break
                 except duckdb.Error as exc:
                     message = str(exc)

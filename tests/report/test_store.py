@@ -91,7 +91,7 @@ def _writer(path: str, worker: int, appends: int) -> None:
 
 def test_parallel_writers_lose_no_rows(tmp_path: Path) -> None:
     path = str(tmp_path / "r.duckdb")
-    workers, appends = 4, 15
+    workers, appends = 4, 8
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(path, w, appends)) for w in range(workers)]
     for p in procs:

@@ -101,8 +101,10 @@ def _text_table(recs: list[dict], by: list[str]) -> str:
     cells = [[str(r[c]) for c in by] + [_num(r["mean"]), _num(r["std"]), str(r["count"])] for r in recs]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     right = {len(by), len(by) + 1, len(by) + 2}
+
     def line(vals: list[str]) -> str:
-        return "  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths))).rstrip()
+        padded = (v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))
+        return "  ".join(padded).rstrip()
     return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(row) for row in cells)])
 
 

@@ -148,7 +148,8 @@ class _Section:
         show_seg = any(seg != "all" for _, seg in cols)
         arrow = {True: " ↓", False: " ↑"}
         head = [("model", ""), ("seeds", "num")]
-        head += [(html.escape(m + (f" {seg}" if show_seg else "")) + arrow[lower_is_better(m)], "num") for m, seg in cols]
+        head += [(html.escape(m + (f" {seg}" if show_seg else "")) + arrow[lower_is_better(m)], "num")
+                 for m, seg in cols]
         has_wall = any(self.runs.get(mod, {}).get("wall") is not None for mod in models)
         has_rss = any(self.runs.get(mod, {}).get("rss") is not None for mod in models)
         head += [("wall s / seed", "num")] * has_wall + [("peak MiB", "num")] * has_rss
@@ -262,7 +263,8 @@ def _run_info(df: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
     per_run = df.group_by(["task", "dataset", "model", "run_id"]).agg(
         pl.col("wall_seconds").first(), pl.col("peak_rss_mb").first())
     agg = per_run.group_by(["task", "dataset", "model"]).agg(
-        pl.col("wall_seconds").fill_nan(None).mean().alias("wall"), pl.col("peak_rss_mb").fill_nan(None).max().alias("rss"))
+        pl.col("wall_seconds").fill_nan(None).mean().alias("wall"),
+        pl.col("peak_rss_mb").fill_nan(None).max().alias("rss"))
     return {(r["task"], r["dataset"], r["model"]): r for r in agg.iter_rows(named=True)}
 
 
