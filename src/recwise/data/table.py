@@ -304,39 +304,68 @@ class StreamLoader:
         return pos if self.stream.rows is None else self.stream.rows[pos]
 
     def _windows(self) -> Iterator[Batch]:
-        """Block shuffling: permute the blocks, copy a window of them into memory, permute its rows."""
+        """Block shuffling: permute the blocks, read a window of them into batch tensors, permute its rows."""
         s, bs, n = self.stream, self.batch_size, self.n
         rng = np.random.default_rng([self.seed, self.epoch])
         n_blocks = -(-n // s.block_rows)
         blocks = rng.permutation(n_blocks)
-        names = [f.name for f in self.schema.fields]
-        carry: dict[str, np.ndarray] = {k: np.zeros(0, dtype=s.table.columns[k].dtype) for k in names}
+        carry: Batch | None = None
         for w in range(0, n_blocks, s.window_blocks):
             ranges = [(b * s.block_rows, min((b + 1) * s.block_rows, n)) for b in blocks[w : w + s.window_blocks]]
-            cols = {k: self._read(k, ranges, carry[k]) for k in names}
-            kept = len(carry[names[0]])
-            order = np.concatenate([np.arange(kept), kept + rng.permutation(len(cols[names[0]]) - kept)])
-            window = Table(self.schema, cols)
+            window = self._read(ranges)
+            kept = 0
+            if carry is not None:
+                kept = len(carry["label"])
+                window = {k: torch.cat([carry[k], v]) for k, v in window.items()}
+            order = torch.cat([torch.arange(kept),
+                               kept + torch.from_numpy(rng.permutation(len(window["label"]) - kept))])
             full = len(order) - len(order) % bs
             for start in range(0, full, bs):
-                yield self._batch(window, order[start : start + bs])
-            carry = {k: v[order[full:]] for k, v in cols.items()}
-        left = len(carry[names[0]])
-        if left and not self.drop_last and left >= self.world_size:
-            yield self._batch(Table(self.schema, carry), np.arange(left))
+                yield self._take(window, order[start : start + bs])
+            carry = {k: v.index_select(0, order[full:]) for k, v in window.items()}
+        if carry is not None and len(carry["label"]) and not self.drop_last and len(carry["label"]) >= self.world_size:
+            yield self._take(carry, torch.arange(len(carry["label"])))
 
-    def _read(self, name: str, ranges: list[tuple[int, int]], head: np.ndarray) -> np.ndarray:
-        """``head`` then column ``name`` over the blocks' rows, copied into memory; mapped pages released."""
-        col = self.stream.table.columns[name]
-        out = np.empty((len(head) + sum(b - a for a, b in ranges), *col.shape[1:]), dtype=col.dtype)
-        out[: len(head)] = head
-        at = len(head)
-        for a, b in ranges:
-            out[at : at + b - a] = col[a:b] if self.stream.rows is None else col[self.stream.rows[a:b]]
-            at += b - a
-        m = getattr(col, "_mmap", None)
-        if m is not None:
-            _dontneed(m)
+    def _take(self, window: Batch, pos: torch.Tensor) -> Batch:
+        self.global_rows = len(pos)
+        if self.world_size > 1:
+            pos = pos.tensor_split(self.world_size)[self.rank]
+        return {k: v.index_select(0, pos).to(self.device) for k, v in window.items()}
+
+    def _read(self, ranges: list[tuple[int, int]]) -> Batch:
+        """The batch tensors of the blocks' rows (in block order), read column by column, mapped pages released."""
+        schema, table, rows = self.schema, self.stream.table, self.stream.rows
+        n = sum(b - a for a, b in ranges)
+
+        def fill(dst: np.ndarray, name: str) -> np.ndarray:
+            col, at = table.columns[name], 0
+            for a, b in ranges:
+                dst[at : at + b - a] = col[a:b] if rows is None else col[rows[a:b]]
+                at += b - a
+            if (m := getattr(col, "_mmap", None)) is not None:
+                _dontneed(m)
+            return dst
+
+        def stacked(fields: tuple, dtype: type) -> torch.Tensor:
+            out = np.empty((n, len(fields)), dtype=dtype)
+            for j, f in enumerate(fields):
+                fill(out[:, j], f.name)
+            return torch.from_numpy(out)
+
+        def single(name: str, dtype: type) -> torch.Tensor:
+            col = table.columns[name]
+            return torch.from_numpy(fill(np.empty((n, *col.shape[1:]), dtype=dtype), name))
+
+        out: Batch = {}
+        if schema.sparse:
+            out["sparse"] = stacked(schema.sparse, np.int64)
+        if schema.dense:
+            out["dense"] = stacked(schema.dense, np.float32)
+        sc = schema.scenario
+        out["scenario"] = single(sc.name, np.int64) if sc is not None else torch.zeros(n, dtype=torch.int64)
+        out["label"] = single(schema.label.name, np.float32)
+        for f in schema.of(FieldKind.SEQUENCE):
+            out[f.name] = single(f.name, np.int64)
         return out
 
     def release(self) -> None:
