@@ -205,7 +205,9 @@ class Executor(Protocol):
     slots: int  # cells that can run at once
 
     def submit(self, job: _Job) -> None: ...
-    def next_done(self, on_start: Callable[[_Job], None]) -> tuple[_Job, _Outcome]: ...
+    def next_done(self, notify: Callable[[_Job | None], None]) -> tuple[_Job, _Outcome]:
+        """Wait for a cell to finish; call ``notify(job)`` when a cell starts, ``notify(None)`` while waiting."""
+        ...
     def close(self) -> None: ...
 
 
@@ -222,9 +224,9 @@ class LocalExecutor:
     def submit(self, job: _Job) -> None:
         self._queue.append(job)
 
-    def next_done(self, on_start: Callable[[_Job], None]) -> tuple[_Job, _Outcome]:
+    def next_done(self, notify: Callable[[_Job | None], None]) -> tuple[_Job, _Outcome]:
         job = self._queue.popleft()
-        on_start(job)
+        notify(job)
         try:
             out = execute_cell(self.fn, job.cell, str(job.out_dir), self.shared, self.threads)
         except ConfigError:
@@ -298,9 +300,13 @@ class RayExecutor:
         ref = self._remote.remote(self._fn, job.cell, str(job.out_dir), self._shared_ref, self.threads)
         self._pending[ref] = job
 
-    def next_done(self, on_start: Callable[[_Job], None]) -> tuple[_Job, _Outcome]:
+    def next_done(self, notify: Callable[[_Job | None], None]) -> tuple[_Job, _Outcome]:
         ray = self.ray
-        [ref], _ = ray.wait(list(self._pending), num_returns=1)
+        ready: list[Any] = []
+        while not ready:
+            ready, _ = ray.wait(list(self._pending), num_returns=1, timeout=1.0)
+            notify(None)  # keeps the progress bar's clock moving
+        ref = ready[0]
         job = self._pending.pop(ref)
         try:
             out = ray.get(ref)
@@ -495,7 +501,7 @@ def run_grid(
         left = len(todo)
         show()
         while left:
-            job, outcome = ex.next_done(lambda j: show(j.cell.title))
+            job, outcome = ex.next_done(lambda j: show(j.cell.title) if j is not None else bar.refresh())
             if outcome.status == "crashed" and job.attempt < MAX_ATTEMPTS:
                 if not quiet:
                     bar.write(f"recwise: cell {job.cell.title}: {outcome.reason}; retrying")
