@@ -423,7 +423,8 @@ class AltFS(FieldSelector):
         rankings: list[list[str]] = []
         labels: list[str] = []
         calls: list[dict[str, Any]] = []
-        for label, gen in self.generators():
+        self.generators_ = self.generators()
+        for label, gen in self.generators_:
             ranking, rec = llm_rank(gen, info, start, fallback_order, n_samples=n_samples, task=cfg.task_description,
                                     temperature=cfg.temperature, max_tokens=cfg.max_tokens,
                                     max_attempts=cfg.max_attempts, seed=self.seed, label=label)
