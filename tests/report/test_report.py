@@ -101,6 +101,18 @@ def test_results_command_prints_mean_std_count(tmp_path: Path, capsys: pytest.Ca
     assert "cannot group by 'modell'" in capsys.readouterr().err
 
 
+def test_many_backbone_method_curves_get_one_chart_per_backbone(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "s.duckdb")
+    for backbone in ("mlp", "dcn"):
+        for i in range(6):
+            store.append([ResultRow("selection", "toy", f"{backbone}+m{i}", 0, "test", f"k={k}", "auc", 0.6 + i / 100)
+                          for k in (2, 4)])
+    page = build_report(store, tmp_path / "rep").read_text()
+    assert re.findall(r"<h3>([^<]*)</h3>", page) == ["auc vs k (features kept) (higher is better): dcn",
+                                                      "auc vs k (features kept) (higher is better): mlp"]
+    assert len(_table(page, "leaderboard")) == 12  # only k= segments: one column per (metric, k)
+
+
 def test_metric_direction_and_order() -> None:
     assert lower_is_better("logloss") and lower_is_better("rmse") and not lower_is_better("auc")
     assert not lower_is_better("ndcg@10")
@@ -150,6 +162,7 @@ def _three_task_store(tmp_path: Path) -> ResultStore:
         for seed in range(2):
             rows = [ResultRow("selection", "toy", method, seed, "test", f"k={k}", "auc", 0.6 + slope * k)
                     for k in (2, 4, 8, 16)]
+            rows.append(ResultRow("selection", "toy", method, seed, "test", "aukc", "auc", 0.6 + slope * 8))
             store.append(rows, {"config_hash": f"{method}{seed}", "wall_seconds": 3.0})
     for model, base in (("sasrec", 0.30), ("gru4rec", 0.25)):
         rows = [ResultRow("seq", "toy", model, 0, "test", seg, "ndcg@10", base + d)
@@ -173,16 +186,16 @@ def test_page_has_leaderboards_plots_and_failures(tmp_path: Path) -> None:
     assert msr[0][2] == ("0.7800 ± 0.0100", True) and not msr[1][2][1]  # auc column: best in bold
     assert msr[0][3][1] and msr[0][3][0].startswith("0.4200")  # logloss: lower is better, bold too
     assert [c[0] for c in msr[1][:2]] == ["mid", "3"]
-    selection = boards[3:5]  # no 'all' segment: one column per (metric, k)
+    selection = boards[3:5]  # no 'all' segment: the summary segment (aukc) is the leaderboard
     assert [row[0][0] for row in selection] == ["gate", "random"]
-    assert [c[0] for c in selection[0][2:7]] == ["0.6080 ± 0.0000", "0.6160 ± 0.0000", "0.6320 ± 0.0000",
-                                                 "0.6640 ± 0.0000", "3.0"]  # auc at k=2,4,8,16, wall s
+    assert [c[0] for c in selection[0][2:4]] == ["0.6320 ± 0.0000", "3.0"]  # auc on aukc, wall s
+    assert "auc aukc" in page
     seq = boards[5:]
     assert [row[0][0] for row in seq] == ["sasrec", "gru4rec"] and seq[0][2] == ("0.3000 ± 0.0000", True)
     # figures: msr auc+logloss per scenario, selection auc vs k, seq ndcg@10 vs length
     assert re.findall(r"<h3>([^<]*)</h3>", page) == [
         "auc per scenario (higher is better)", "logloss per scenario (lower is better)",
-        "auc vs k (features kept) (higher is better)", "ndcg@10 vs history length (higher is better)"]
+        "auc vs k (features kept) (higher is better)", "ndcg@10 vs history length (items) (higher is better)"]
     fails = _table(page, "failures")
     assert [c[0] for c in fails[0][:5]] == ["msr", "toy", "crashy", "1", "MemoryError: out of memory <oops>"]
     assert "<oops>" not in page  # escaped

@@ -4,11 +4,13 @@ The page is self-contained: plotly.js is inlined once in ``<head>`` (about 4.8 M
 a ``<div>`` drawn by it, and tables are plain HTML with a small stylesheet, so the file opens from
 disk with no network. Sections are one per (task, dataset):
 
-* a leaderboard on the ``all`` segment of the chosen split (mean ± std over seeds, best in bold,
-  rows sorted by the primary metric), with the seed count, mean wall time and peak memory;
+* a leaderboard on the ``all`` segment of the chosen split (or, for a task without one, its summary
+  segments such as selection's ``aukc``): mean ± std over seeds, best in bold, rows sorted by the
+  primary metric, with the seed count, mean wall time and peak memory;
 * one figure per segment family and chart metric: ``scenario=<i>`` as grouped bars (one bar per
-  scenario for each model), ``k=<k>`` as curves over k, ``len=<group>`` as curves over the
-  history-length groups, any other ``<name>=<value>`` family as grouped bars;
+  scenario for each model); ``k=<k>``, ``len=<group>`` and ``pop=<bin>`` as curves (one per model;
+  one chart per backbone when more than 10 models are named ``<backbone>+<method>``); any other
+  ``<name>=<value>`` family as grouped bars, or as curves when it has more than 5 values;
 * then the failed cells of every task and the runs' provenance (versions, commits, config hashes).
 """
 
@@ -34,6 +36,10 @@ __all__ = ["build_report", "lower_is_better", "metric_order", "render_page"]
 _PRIMARY = ("auc", "gauc", "aukc", "ndcg@10", "hit@10", "recall@10", "mrr@10", "accuracy", "logloss")
 _LOWER = re.compile(r"(loss|rmse|mae|mse|error|_km$|^km|distance)", re.IGNORECASE)
 _CHART_METRICS = 2  # figures per segment family: the two leading metrics
+_CURVE_FAMILIES = ("k", "len", "pop")  # ordered segment families drawn as curves; others as grouped bars
+_MAX_BAR_VALUES = 5  # ... unless a family has more values than this (and is not "scenario")
+_MAX_CURVES = 10  # more models than this, named "<backbone>+<method>": one chart per backbone
+_AXIS_TITLES = {"k": "k (features kept)", "len": "history length (items)", "pop": "popularity bin of the target"}
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
             "#17becf", "#393b79", "#ad494a", "#637939", "#8c6d31", "#7b4173", "#3182bd", "#e6550d", "#31a354",
             "#756bb1", "#636363")
@@ -127,9 +133,13 @@ class _Section:
     def leaderboard(self) -> tuple[str, list[str]]:
         """The table's HTML and its models in row order."""
         overall = [s for s in self.stats if s["segment"] == "all"]
+        plain = [s for s in self.stats if "=" not in s["segment"]]  # e.g. selection's "aukc"
         if overall:
             cols = [(m, "all") for m in metric_order({s["metric"] for s in overall})]
-        else:  # a task without an overall segment: every (metric, segment) is a column
+        elif plain:  # no overall segment: the summary segments (no "name=value"), one column each
+            cols = [(m, seg) for m in metric_order({s["metric"] for s in plain})
+                    for seg in sorted({s["segment"] for s in plain if s["metric"] == m})]
+        else:  # only per-segment rows: every (metric, segment) is a column
             cols = [(m, seg) for m in metric_order({s["metric"] for s in self.stats})
                     for seg in sorted({s["segment"] for s in self.stats if s["metric"] == m},
                                       key=lambda v: _segment_sort_key(_segment_value(v)[1]))]
@@ -184,17 +194,20 @@ class _Section:
         for fam in sorted(families):
             values = sorted(families[fam], key=_segment_sort_key)
             fam_metrics = metric_order({s["metric"] for s in self.stats if _segment_value(s["segment"])[0] == fam})
+            curves = fam in _CURVE_FAMILIES or (fam != "scenario" and len(values) > _MAX_BAR_VALUES)
             for metric in fam_metrics[:_CHART_METRICS]:
-                out.append(self._figure(fam, values, metric, models, cell))
+                for facet, group in _facets(models) if curves else [("", models)]:
+                    title, fig = self._figure(fam, values, metric, group, cell, curves=curves)
+                    out.append((f"{title}: {facet}" if facet else title, fig))
         return out
 
     def _figure(self, fam: str, values: list[str], metric: str, models: list[str],
-                cell: dict[tuple[str, str, str], dict[str, Any]]) -> tuple[str, Any]:
+                cell: dict[tuple[str, str, str], dict[str, Any]], *, curves: bool) -> tuple[str, Any]:
         import plotly.graph_objects as go
 
         fig = go.Figure()
         lows, highs = [], []
-        if fam in ("k", "len"):  # curves: one line per model over the family's values
+        if curves:  # one line per model over the family's values
             numeric = fam == "k" and all(re.fullmatch(r"-?\d+(\.\d+)?", v) for v in values)
             for mod in models:
                 pts = [(v, cell[(mod, metric, f"{fam}={v}")]) for v in values if (mod, metric, f"{fam}={v}") in cell]
@@ -209,8 +222,8 @@ class _Section:
                                          line={"color": self.colors[mod], "width": 2}, marker={"size": 6},
                                          error_y={"type": "data", "array": sd, "visible": True, "thickness": 1},
                                          hovertemplate=f"{mod}<br>{fam}=%{{x}}<br>{metric} %{{y:.4f}}<extra></extra>"))
-            title = f"{metric} vs {'k (features kept)' if fam == 'k' else 'history length' if fam == 'len' else fam}"
-            axis = {"k": "k (features kept)", "len": "history length (items)"}.get(fam, fam)
+            axis = _AXIS_TITLES.get(fam, fam)
+            title = f"{metric} vs {axis}"
             fig.update_xaxes(title_text=axis, type="linear" if numeric else "category",
                              categoryorder="array", categoryarray=values)
         else:  # grouped bars: one bar per segment value for each model, models in leaderboard order
@@ -240,6 +253,16 @@ class _Section:
             font={"family": "system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif", "size": 13},
         )
         return f"{title} ({'lower' if lower_is_better(metric) else 'higher'} is better)", fig
+
+
+def _facets(models: list[str]) -> list[tuple[str, list[str]]]:
+    """Split many curves into one chart per prefix ("mlp+lasso", "mlp+gbdt" -> "mlp"), else one chart."""
+    prefixes = sorted({m.split("+", 1)[0] for m in models if "+" in m})
+    if len(models) <= _MAX_CURVES or not prefixes:
+        return [("", models)]
+    groups = [(p, [m for m in models if m.split("+", 1)[0] == p and "+" in m]) for p in prefixes]
+    rest = [m for m in models if "+" not in m]
+    return groups + ([("other", rest)] if rest else [])
 
 
 def _shades(n: int) -> list[str]:
