@@ -247,7 +247,7 @@ class _Section:
             pad = max((hi - lo) * 0.12, 1e-3)
             fig.update_yaxes(range=[lo - pad, hi + pad])
         fig.update_layout(
-            yaxis_title=metric, template="plotly_white", height=400, autosize=True,
+            yaxis_title=metric, template="plotly_white", height=400, autosize=True, showlegend=True,
             margin={"l": 60, "r": 20, "t": 40, "b": 60},
             legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "font": {"size": 12}},
             font={"family": "system-ui, -apple-system, Segoe UI, Roboto, Helvetica, Arial, sans-serif", "size": 13},
