@@ -201,3 +201,12 @@ def test_surrogate_gate_masks_a_random_tail_of_each_ranking() -> None:
     assert seen == {1, 2}
     tiny = SurrogateGate(prior_scores([["a", "b", "c"]], ["a", "b", "c"]), 2)
     assert tiny.max_drop == 1  # released randint(1, int(0.2 * 3)) = randint(1, 0) would fail
+
+
+def test_raw_examples_replace_encoded_ids_in_the_prompt() -> None:
+    backend = Scripted(prefers(["genre", "price", "age", "age_group"]))
+    altfs_sel = AltFS({}, generators=[Generator(backend, None)], examples={"genre": ["Comedy|Drama", "Action"]},
+                      train=FAST, seed=0).fit(small_table())
+    prompt = backend.rows[0].prompt[-1]["content"]  # type: ignore[index]
+    assert "genre\tmovie genre\tcategorical id (int64)\tComedy|Drama\t18" in prompt
+    assert altfs_sel.llm_rankings_[0][2] == "genre"

@@ -37,7 +37,7 @@ the training, so the surrogate is skipped.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -132,8 +132,12 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 # ---------------------------------------------------------------------------- stage 1: prompt
 
 
-def field_info(train: Table, fields: list[str], valid: Table | None = None) -> list[dict[str, Any]]:
-    """Name, description, type, example value and unique-value count of every field."""
+def field_info(train: Table, fields: list[str], examples: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Name, description, type, example value and unique-value count of every field.
+
+    The example is ``examples[name]`` (a raw value, or the first of a list) when given, else the
+    first row's (encoded) value.
+    """
     out = []
     for name in fields:
         f: Field = train.schema[name]
@@ -143,6 +147,9 @@ def field_info(train: Table, fields: list[str], valid: Table | None = None) -> l
         else:
             sample = col[: 200_000]
             kind, unique, example = "numeric (float)", int(np.unique(sample).size), f"{float(col[0]):.4g}"
+        raw = (examples or {}).get(name)
+        if raw is not None:
+            example = str(raw[0] if isinstance(raw, (list, tuple)) and raw else raw)
         out.append({"name": name, "description": f.description or "(no description)", "type": kind,
                     "example": example, "unique": unique})
     return out
@@ -356,8 +363,10 @@ class LazyLocalBackend:
 class AltFS(FieldSelector):
     """AltFS / SELF: LLM rankings (stage 1) + surrogate-weighted vote (stage 2).
 
-    Extra keyword ``generators``: ready :class:`~recwise.llm.Generator` objects to use instead of
-    building them from ``llms`` (one per ranking). After ``fit``: ``llm_rankings_``,
+    Extra keywords: ``generators``, ready :class:`~recwise.llm.Generator` objects to use instead of
+    building them from ``llms`` (one per ranking); ``examples``, field -> raw example value(s) for
+    the prompt (e.g. ``prepared.meta["examples"]`` of the selection datasets; default: the first
+    row's encoded id). After ``fit``: ``llm_rankings_``,
     ``llm_weights_``, ``calls_`` and ``report_`` (rankings, every pick with its attempts and
     whether it fell back, fallback counts, weights, surrogate training).
     """
@@ -366,12 +375,14 @@ class AltFS(FieldSelector):
     family = "llm"
     uses_backbone = True
 
-    def __init__(self, config: Any = None, *, generators: Sequence[Any] | None = None, backbone: str = "mlp",
+    def __init__(self, config: Any = None, *, generators: Sequence[Any] | None = None,
+                 examples: Mapping[str, Any] | None = None, backbone: str = "mlp",
                  backbone_options: dict[str, Any] | None = None, train: TrainConfig | None = None, seed: int = 0,
                  device: str = "auto") -> None:
         super().__init__(config, backbone=backbone, backbone_options=backbone_options, train=train, seed=seed,
                          device=device)
         self._generators = list(generators) if generators is not None else None
+        self._examples = dict(examples) if examples is not None else None
 
     def generators(self) -> list[tuple[str, Any]]:
         """(label, Generator) per LLM."""
@@ -416,7 +427,7 @@ class AltFS(FieldSelector):
     def _score(self, train: Table, valid: Table | None) -> np.ndarray:
         cfg = self.config
         fields = self.fields_
-        info = field_info(train, fields)
+        info = field_info(train, fields, self._examples)
         start = self.start_fields(train)
         fallback_order = mi_order(train, fields) if cfg.fallback == "mi" else list(fields)
         n_samples = len(train) + (len(valid) if valid is not None else 0)
