@@ -1,12 +1,16 @@
-"""Selective scan on CPU: recwise's parallel scan vs the sequential reference, forward + backward.
+"""Selective scan on CPU: the sequential reference, the parallel (Hillis-Steele) scan and the fused
+numba kernel, forward and forward + backward.
 
 Shapes are those of SIGMA / Mamba4Rec's block (d_model 64, expand 2 -> d_inner 128, d_state 32)
-at sequence length 50 (Amazon, ML-100K) and 200 (ML-1M). Each timing is the median of
-``--repeats`` runs of forward + backward of ``y.sum()``; both implementations get the same inputs
-and their outputs are compared.
+at sequence length 50 (Amazon, ML-100K) and 200 (ML-1M), with D, z, delta_bias and softplus as the
+Mamba block calls it. Each timing is the median of ``--repeats`` runs of forward + backward of
+``y.sum()`` after one warm-up run (which also compiles the numba kernels, or loads them from the
+on-disk cache); all implementations get the same inputs and their outputs are compared with the
+reference's. Ratios are the reference's time over each implementation's.
 
     .venv/bin/python benchmarks/selective_scan.py                 # batch 64, lengths 50 and 200
-    .venv/bin/python benchmarks/selective_scan.py --batch 256 --lengths 50 --threads 2
+    .venv/bin/python benchmarks/selective_scan.py --batch 256 --lengths 50 --threads 1
+    .venv/bin/python benchmarks/selective_scan.py --impls numba,parallel   # skip the slow reference
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ import time
 
 import torch
 
-from recwise.nn.mamba import selective_scan, selective_scan_ref
+from recwise.nn.mamba import numba_scan_available, selective_scan, selective_scan_ref
+
+IMPLS = {"sequential": selective_scan_ref, "parallel": selective_scan}
+if numba_scan_available():
+    from recwise.nn._scan_numba import selective_scan_numba
+
+    IMPLS["numba"] = selective_scan_numba
 
 
 def inputs(b: int, d: int, L: int, n: int) -> list[torch.Tensor]:
@@ -35,17 +45,17 @@ def inputs(b: int, d: int, L: int, n: int) -> list[torch.Tensor]:
     return [t.requires_grad_() for t in (u, delta, A, B, C, D, z, bias)]
 
 
-def time_one(fn, args: list[torch.Tensor], repeats: int) -> tuple[float, float, torch.Tensor]:  # noqa: ANN001
+def time_one(fn, args: list[torch.Tensor], repeats: int, clock) -> tuple[float, float, torch.Tensor]:  # noqa: ANN001
     fwd, tot = [], []
     y = None
     for _ in range(repeats + 1):  # first run warms up
         for a in args:
             a.grad = None
-        t0 = time.perf_counter()
+        t0 = clock()
         y = fn(*args[:7], delta_bias=args[7], delta_softplus=True)
-        t1 = time.perf_counter()
+        t1 = clock()
         y.sum().backward()
-        t2 = time.perf_counter()
+        t2 = clock()
         fwd.append(t1 - t0)
         tot.append(t2 - t0)
     return statistics.median(fwd[1:]), statistics.median(tot[1:]), y.detach()
@@ -58,22 +68,34 @@ def main() -> int:
     ap.add_argument("--d-state", type=int, default=32)
     ap.add_argument("--lengths", default="50,200")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated, from {', '.join(IMPLS)}")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall: elapsed time; cpu: this process's CPU time (all its threads), which a "
+                         "loaded shared machine inflates less")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    impls = [i.strip() for i in args.impls.split(",") if i.strip()]
+    for i in impls:
+        if i not in IMPLS:
+            ap.error(f"unknown implementation {i!r}; available: {', '.join(IMPLS)}")
     rows = []
+    base = impls[0]
     print(f"batch {args.batch}, d_inner {args.d_inner}, d_state {args.d_state}, {args.threads} threads, "
-          f"median of {args.repeats}")
-    print(f"{'L':>5} {'impl':<11} {'fwd ms':>9} {'fwd+bwd ms':>11} {'speed-up':>9} {'max |diff|':>11}")
+          f"{args.clock} clock, median of {args.repeats}; ratios: {base}'s time / each one's")
+    print(f"{'L':>5} {'impl':<11} {'fwd ms':>9} {'fwd+bwd ms':>11} {'fwd ratio':>10} {'f+b ratio':>10} "
+          f"{'max |diff|':>11}")
     for L in [int(x) for x in args.lengths.split(",")]:
         a = inputs(args.batch, args.d_inner, L, args.d_state)
-        f_ref, t_ref, y_ref = time_one(selective_scan_ref, a, args.repeats)
-        f_par, t_par, y_par = time_one(selective_scan, a, args.repeats)
-        diff = float((y_par - y_ref).abs().max())
-        for impl, f, t in (("sequential", f_ref, t_ref), ("parallel", f_par, t_par)):
-            print(f"{L:>5} {impl:<11} {f * 1e3:>9.1f} {t * 1e3:>11.1f} {t_ref / t:>8.2f}x {diff:>11.2e}")
-            rows.append({"L": L, "impl": impl, "fwd_ms": f * 1e3, "fwd_bwd_ms": t * 1e3, "max_abs_diff": diff})
+        clock = time.perf_counter if args.clock == "wall" else time.process_time
+        res = {i: time_one(IMPLS[i], a, args.repeats, clock) for i in impls}
+        f0, t0, y0 = res[base]
+        for impl, (f, t, y) in res.items():
+            diff = float((y - y0).abs().max())
+            print(f"{L:>5} {impl:<11} {f * 1e3:>9.1f} {t * 1e3:>11.1f} {f0 / f:>9.2f}x {t0 / t:>9.2f}x {diff:>11.2e}")
+            rows.append({"L": L, "impl": impl, "fwd_ms": f * 1e3, "fwd_bwd_ms": t * 1e3, "fwd_ratio": f0 / f,
+                         "fwd_bwd_ratio": t0 / t, "max_abs_diff_vs_" + base: diff})
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"args": vars(args), "rows": rows}, fh, indent=1)
