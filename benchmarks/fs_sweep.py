@@ -12,6 +12,7 @@ full sweep's wall time from the measured per-search and per-retrain costs.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fs_sweep.py --out /tmp/fs-sweep            # full
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fs_sweep.py --seeds 1 --out /tmp/fs-seed0  # a third
+    .venv/bin/python benchmarks/fs_sweep.py --report-only --out /tmp/fs-seed0              # costs so far
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("/tmp/recwise-fs-sweep"))
+    ap.add_argument("--report-only", action="store_true",
+                    help="only print the costs and the estimate from the files in --out (e.g. of a killed run)")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -60,54 +63,80 @@ def main() -> None:
     prepared = prepare_fs(args.dataset, args.data_dir)
     ks = parse_k_grid(args.k, len(resolve_fields(prepared, None)))
     train = replace(ERASE_TRAIN, epochs=args.epochs, patience=args.patience, device="cpu")
-    t0 = time.perf_counter()
-    res = bench(prepared, args.dataset, methods=methods, backbones=backbones, k=ks, seeds=range(args.seeds),
-                out_dir=args.out, train=train, workers=args.workers, progress=True)
-    wall = time.perf_counter() - t0
-    print((args.out / "results.md").read_text())
-    print(f"wall {wall:.0f} s ({wall / 60:.1f} min) with {args.workers} workers: {res.searches_run} searches, "
-          f"{res.retrains_run} retrains run, {res.retrains_reused} reused; failed: {len(res.failed)}")
+    if not args.report_only:
+        t0 = time.perf_counter()
+        res = bench(prepared, args.dataset, methods=methods, backbones=backbones, k=ks, seeds=range(args.seeds),
+                    out_dir=args.out, train=train, workers=args.workers, progress=True)
+        wall = time.perf_counter() - t0
+        print((args.out / "results.md").read_text())
+        print(f"wall {wall:.0f} s ({wall / 60:.1f} min) with {args.workers} workers: {res.searches_run} searches, "
+              f"{res.retrains_run} retrains run, {res.retrains_reused} reused; failed: {len(res.failed)}")
+    report(args.out, ks, args.workers)
 
-    # -- per-phase costs: process CPU seconds inside each job (1 thread), i.e. what each job takes on
-    # a quiet machine; the wall time above also includes waiting for the shared cores
+
+def report(out: Path, ks: tuple[int, ...], workers: int) -> None:
+    """Per-phase CPU costs from the files of a (possibly partial or killed) run, and the estimate
+    of the full grid: 3 seeds x ERASE's 11 methods x 4 backbones x the k grid."""
+    from recwise.tasks.selection import Ranking
+
+    rankings = [Ranking.from_json(p.read_text()) for p in sorted((out / "rankings").glob("*.json"))]
     search_s: dict[str, list[float]] = {}
-    for r in res.rankings.values():
+    for r in rankings:
         search_s.setdefault(r.method, []).append(r.search_cpu_seconds or r.search_seconds)
     retrain_s: dict[str, list[float]] = {}
     retrain_ep: dict[str, list[float]] = {}
-    for line in (args.out / "retrains.jsonl").read_text().splitlines():
-        rec = json.loads(line)
+    keys = []
+    path = out / "retrains.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
         bb = rec["key"].split("|")[0]
+        keys.append(rec["key"])
         retrain_s.setdefault(bb, []).append(rec["metrics"].get("cpu_seconds", rec["metrics"]["seconds"]))
         retrain_ep.setdefault(bb, []).append(rec["metrics"]["epochs"])
+    # -- per-phase costs: process CPU seconds inside each job (1 thread), i.e. what each job takes on
+    # a quiet machine; the wall time above also includes waiting for the shared cores
     print("\nsearch CPU seconds per method (mean over its searches):")
     for m, v in sorted(search_s.items()):
         print(f"  {m:<18} {statistics.mean(v):7.1f} s x {len(v)}")
     print("retrain CPU seconds / epochs per backbone (mean):")
     for b, v in sorted(retrain_s.items()):
         print(f"  {b:<10} {statistics.mean(v):6.1f} s, {statistics.mean(retrain_ep[b]):4.1f} epochs x {len(v)}")
-
-    # -- estimate of the full grid (3 seeds, all ERASE methods and backbones) from these costs
-    full_seeds, full_methods, full_bbs = 3, list(ERASE_METHODS), list(ERASE_BACKBONES)
-    if (args.seeds, sorted(methods), sorted(backbones)) != (full_seeds, sorted(full_methods), sorted(full_bbs)):
-        n_search = sum(full_seeds * (len(full_bbs) if depends_on_backbone(m) else 1) for m in full_methods)
-        mean_search = {m: statistics.mean(search_s[m]) for m in search_s}
-        other = statistics.mean(mean_search.values()) if mean_search else 0.0
-        search_total = sum(full_seeds * (len(full_bbs) if depends_on_backbone(m) else 1) * mean_search.get(m, other)
-                           for m in full_methods)
-        cells = len(methods) * len(backbones) * args.seeds * len(ks)
-        distinct = res.retrains_run + 0.0
-        reuse = distinct / max(cells - 0.0, 1.0) if not res.retrains_reused else distinct / (distinct + res.retrains_reused)
-        full_cells = len(full_methods) * len(full_bbs) * full_seeds * len(ks)
-        per_bb = {b: statistics.mean(v) for b, v in retrain_s.items()}
-        mean_rt = statistics.mean(per_bb.get(b, statistics.mean(per_bb.values())) for b in full_bbs)
-        retrain_total = full_cells * reuse * mean_rt
-        est = (search_total + retrain_total) / args.workers
-        print(f"\nestimate for the full sweep ({len(full_methods)} methods x {len(full_bbs)} backbones x "
-              f"{len(ks)} k x {full_seeds} seeds): {n_search} searches ({search_total:.0f} s), "
-              f"~{full_cells * reuse:.0f} distinct retrains ({retrain_total:.0f} s) -> ~{est / 60:.0f} min "
-              f"on {args.workers} quiet cores (distinct-set ratio {reuse:.2f} from this run)")
-
+    if not search_s or not retrain_s:
+        print("not enough finished jobs for an estimate yet")
+        return
+    # distinct field sets per (backbone, seed), from the rankings on disk
+    by_seed: dict[int, list[Ranking]] = {}
+    for r in rankings:
+        by_seed.setdefault(r.seed, []).append(r)
+    ratios = []
+    for seed, rs in by_seed.items():
+        for b in ERASE_BACKBONES:
+            usable = [r for r in rs if r.backbone in (None, b) and r.method in ERASE_METHODS]
+            if len({r.method for r in usable}) < len(ERASE_METHODS):
+                continue
+            sets = {frozenset(r.ranking[:k]) for r in usable for k in ks}
+            ratios.append(len(sets) / (len(ERASE_METHODS) * len(ks)))
+    ratio = statistics.mean(ratios) if ratios else 1.0
+    full_seeds = 3
+    mean_search = {m: statistics.mean(v) for m, v in search_s.items()}
+    other = statistics.mean(mean_search.values())
+    n_search = sum(full_seeds * (len(ERASE_BACKBONES) if depends_on_backbone(m) else 1) for m in ERASE_METHODS)
+    search_total = sum(full_seeds * (len(ERASE_BACKBONES) if depends_on_backbone(m) else 1)
+                       * mean_search.get(m, other) for m in ERASE_METHODS)
+    per_bb = {b: statistics.mean(v) for b, v in retrain_s.items()}
+    fallback = statistics.mean(per_bb.values())
+    n_retrain = {b: full_seeds * len(ERASE_METHODS) * len(ks) * ratio for b in ERASE_BACKBONES}
+    retrain_total = sum(n * per_bb.get(b, fallback) for b, n in n_retrain.items())
+    est = (search_total + retrain_total) / workers
+    missing = [b for b in ERASE_BACKBONES if b not in per_bb] + [m for m in ERASE_METHODS if m not in mean_search]
+    print(f"\nestimate for the full sweep ({len(ERASE_METHODS)} methods x {len(ERASE_BACKBONES)} backbones x "
+          f"{len(ks)} k x {full_seeds} seeds): {n_search} searches ({search_total:.0f} CPU s), "
+          f"~{sum(n_retrain.values()):.0f} distinct retrains ({retrain_total:.0f} CPU s; distinct-set ratio "
+          f"{ratio:.2f} from {len(ratios)} (backbone, seed) groups) -> ~{est / 60:.0f} min on {workers} "
+          f"quiet cores" + (f"; costs of {missing} not measured yet (mean used)" if missing else ""))
 
 if __name__ == "__main__":
     main()
