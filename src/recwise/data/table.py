@@ -312,11 +312,8 @@ class StreamLoader:
         carry: Batch | None = None
         for w in range(0, n_blocks, s.window_blocks):
             ranges = [(b * s.block_rows, min((b + 1) * s.block_rows, n)) for b in blocks[w : w + s.window_blocks]]
-            window = self._read(ranges)
-            kept = 0
-            if carry is not None:
-                kept = len(carry["label"])
-                window = {k: torch.cat([carry[k], v]) for k, v in window.items()}
+            window = self._read(ranges, carry)  # the rows left over from the last window come first
+            kept = 0 if carry is None else len(carry["label"])
             order = torch.cat([torch.arange(kept),
                                kept + torch.from_numpy(rng.permutation(len(window["label"]) - kept))])
             full = len(order) - len(order) % bs
@@ -332,13 +329,15 @@ class StreamLoader:
             pos = pos.tensor_split(self.world_size)[self.rank]
         return {k: v.index_select(0, pos).to(self.device) for k, v in window.items()}
 
-    def _read(self, ranges: list[tuple[int, int]]) -> Batch:
-        """The batch tensors of the blocks' rows (in block order), read column by column, mapped pages released."""
+    def _read(self, ranges: list[tuple[int, int]], head: Batch | None) -> Batch:
+        """``head``'s rows, then the blocks' rows (in block order) as batch tensors, read column by column
+        straight into place; the mapped pages are released after each column."""
         schema, table, rows = self.schema, self.stream.table, self.stream.rows
-        n = sum(b - a for a, b in ranges)
+        kept = 0 if head is None else len(head["label"])
+        n = kept + sum(b - a for a, b in ranges)
 
         def fill(dst: np.ndarray, name: str) -> np.ndarray:
-            col, at = table.columns[name], 0
+            col, at = table.columns[name], kept
             for a, b in ranges:
                 dst[at : at + b - a] = col[a:b] if rows is None else col[rows[a:b]]
                 at += b - a
@@ -366,6 +365,9 @@ class StreamLoader:
         out["label"] = single(schema.label.name, np.float32)
         for f in schema.of(FieldKind.SEQUENCE):
             out[f.name] = single(f.name, np.int64)
+        if head is not None:
+            for k, v in head.items():
+                out[k][:kept] = v
         return out
 
     def release(self) -> None:
