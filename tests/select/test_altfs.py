@@ -210,3 +210,44 @@ def test_raw_examples_replace_encoded_ids_in_the_prompt() -> None:
     prompt = backend.rows[0].prompt[-1]["content"]  # type: ignore[index]
     assert "genre\tmovie genre\tcategorical id (int64)\tComedy|Drama\t18" in prompt
     assert altfs_sel.llm_rankings_[0][2] == "genre"
+
+
+def test_any_openai_compatible_server_through_the_http_backend(tmp_path: Path) -> None:
+    """A minimal OpenAI-compatible chat endpoint (one thread, in process) ranks through ``http:<model>``."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append({"path": self.path, **body})
+            pick = next(f for f in ["price", "genre", "age", "age_group"] if f in candidates_in(body["messages"]))
+            out = json.dumps({"choices": [{"message": {"role": "assistant", "content": f"Because...\n{pick}"},
+                                           "finish_reason": "stop"}],
+                              "usage": {"prompt_tokens": 10, "completion_tokens": 3}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        sel = get_selector("altfs", {"llms": "http:tiny-chat", "base_url": url, "cache_path": str(tmp_path / "c.sqlite")},
+                           train=FAST).fit(small_table())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sel.llm_rankings_ == [["user_id", "item_id", "price", "genre", "age", "age_group"]]
+    assert [s["path"] for s in seen] == ["/v1/chat/completions"] * 3
+    assert seen[0]["model"] == "tiny-chat" and seen[0]["temperature"] == 0.7 and seen[0]["max_tokens"] == 1000
+    assert sel.report_["llms"] == ["http:tiny-chat"] and sel.report_["fallbacks"] == {"http:tiny-chat": 0}
