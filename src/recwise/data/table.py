@@ -268,7 +268,7 @@ class StreamLoader:
         self.rank, self.world_size = rank, world_size
         self.global_rows = 0
         self.epoch = 0
-        maps = {id(m): m for c in stream.table.columns.values() if (m := getattr(c, "_mmap", None)) is not None}
+        maps = {id(m): m for c in stream.table.columns.values() if (m := _readonly_map(c)) is not None}
         self._maps = list(maps.values())
 
     def __len__(self) -> int:
@@ -341,7 +341,7 @@ class StreamLoader:
             for a, b in ranges:
                 dst[at : at + b - a] = col[a:b] if rows is None else col[rows[a:b]]
                 at += b - a
-            if (m := getattr(col, "_mmap", None)) is not None:
+            if (m := _readonly_map(col)) is not None:
                 _dontneed(m)
             return dst
 
@@ -380,6 +380,12 @@ class StreamLoader:
         if self.world_size > 1:
             pos = np.array_split(pos, self.world_size)[self.rank]
         return {k: v.to(self.device) for k, v in gather(table, pos).items()}
+
+
+def _readonly_map(col: np.ndarray) -> mmap.mmap | None:
+    """The read-only memory map under a column, if any (writable or copy-on-write maps are left alone:
+    dropping their pages could lose writes)."""
+    return getattr(col, "_mmap", None) if isinstance(col, np.memmap) and col.mode == "r" else None
 
 
 def _dontneed(m: mmap.mmap) -> None:
