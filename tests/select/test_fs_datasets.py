@@ -143,3 +143,24 @@ def test_errors(tmp_path: Path) -> None:
     (tmp_path / "criteo.csv").write_text("label,I1\n0,1\n")
     with pytest.raises(DataError, match="lacks column"):
         prepare_fs("criteo", tmp_path, use_cache=False)
+
+
+def test_ml1m_dat_layout_matches_the_csv(tmp_path: Path) -> None:
+    """The GroupLens .dat files, written here from the real sample's rows, give the csv's table."""
+    d = _sample("ml-1m")
+    raw = _rows(d / "ml-1m_sample.csv")
+    dat = tmp_path / "dat"
+    dat.mkdir()
+    (dat / "ratings.dat").write_text("".join(f"{r['user_id']}::{r['movie_id']}::{r['rating']}::{r['timestamp']}\n"
+                                             for r in raw), encoding="latin-1")
+    users = {r["user_id"]: r for r in raw}
+    (dat / "users.dat").write_text("".join(f"{u}::{r['gender']}::{r['age']}::{r['occupation']}::{r['zip']}\n"
+                                           for u, r in users.items()), encoding="latin-1")
+    movies = {r["movie_id"]: r for r in raw}
+    (dat / "movies.dat").write_text("".join(f"{m}::{r['title']}::{r['genres']}\n" for m, r in movies.items()),
+                                    encoding="latin-1")
+    a = prepare_fs("ml-1m", d, root=tmp_path / "c1")
+    b = prepare_fs("ml-1m", dat, root=tmp_path / "c2")
+    assert a.table.schema == b.table.schema
+    for name in a.table.columns:
+        np.testing.assert_array_equal(a.table.columns[name], b.table.columns[name])
