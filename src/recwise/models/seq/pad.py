@@ -103,45 +103,62 @@ class PADConfig:
 
 
 def _sq_dists(x: torch.Tensor) -> torch.Tensor:
-    """Pairwise squared L2 distances of the rows of ``x`` (exact zeros on the diagonal)."""
+    """Pairwise squared L2 distances of the rows of ``x`` (..., n, d) -> (..., n, n), zero diagonal."""
     sq = x.pow(2).sum(-1)
-    d2 = (sq[:, None] + sq[None, :] - 2 * (x @ x.t())).clamp_min(0.0)
-    return d2 * (1 - torch.eye(len(x), device=x.device, dtype=x.dtype))
+    d2 = (sq[..., :, None] + sq[..., None, :] - 2 * (x @ x.transpose(-1, -2))).clamp_min(0.0)
+    return d2 * (1 - torch.eye(x.shape[-2], device=x.device, dtype=x.dtype))
 
 
 def gaussian_kernel(x: torch.Tensor, alpha: float, d2: torch.Tensor | None = None) -> torch.Tensor:
     """tllib's ``GaussianKernel(alpha)`` with running statistics: ``exp(-d2 / (2 sigma2))`` where
     ``d2`` are the pairwise squared L2 distances of the rows of ``x`` and ``sigma2 = alpha *
-    mean(d2)`` (the mean over the whole matrix, diagonal zeros included, detached)."""
+    mean(d2)`` (the mean over the whole matrix, diagonal zeros included, detached). Leading
+    dimensions of ``x`` are independent batches, each with its own bandwidth."""
     d2 = _sq_dists(x) if d2 is None else d2
-    sigma2 = alpha * d2.detach().mean()
+    sigma2 = alpha * d2.detach().mean((-2, -1), keepdim=True)
     return torch.exp(-d2 / (2 * sigma2.clamp_min(1e-12)))
+
+
+def _kernel_sum(x: torch.Tensor, d2: torch.Tensor, alphas: Sequence[float]) -> torch.Tensor:
+    """Sum of Gaussian kernels over ``alphas``. When the alphas halve one after another (the
+    release's 2^1 .. 2^-3), ``exp(-d2 / (2 a m))`` for ``a / 2`` is the square of that for ``a``: one
+    ``exp`` and repeated squaring instead of five ``exp`` passes (same values, up to rounding)."""
+    a = sorted(alphas, reverse=True)
+    if len(a) > 1 and all(a[i] == 2 * a[i + 1] for i in range(len(a) - 1)):
+        u = gaussian_kernel(x, a[0], d2)
+        total = u
+        for _ in a[1:]:
+            u = u * u
+            total = total + u
+        return total
+    return sum(gaussian_kernel(x, al, d2) for al in alphas)  # type: ignore[return-value]
 
 
 def mk_mmd(zs: torch.Tensor, zt: torch.Tensor, alphas: Sequence[float] = MMD_ALPHAS,
            estimator: Literal["tllib", "biased"] = "tllib") -> torch.Tensor:
-    """Multiple-kernel MMD between the rows of ``zs`` and ``zt`` (same count ``n``).
+    """Multiple-kernel MMD between the rows of ``zs`` and ``zt`` (``(..., n, d)`` each).
 
     The kernel is the sum of :func:`gaussian_kernel` over ``alphas`` on the stacked ``[zs; zt]``
     (one bandwidth per kernel from the joint batch). ``tllib`` (as released, tllib's
     ``MultipleKernelMaximumMeanDiscrepancy(linear=False)``): within-sample means exclude the
     diagonal (``1 / (n (n - 1))``), the cross term is ``-1 / n^2`` over all pairs, plus the constant
     ``2 / (n - 1)``. ``biased``: the V-statistic ``mean(Kss) + mean(Ktt) - 2 mean(Kst)``, exactly
-    zero for identical samples.
+    zero for identical samples. Leading dimensions are independent estimates (shape ``...``).
     """
     if zs.shape != zt.shape:
         raise ConfigError(f"MK-MMD needs two samples of the same shape; got {tuple(zs.shape)} and {tuple(zt.shape)}")
-    n = zs.shape[0]
+    n = zs.shape[-2]
     if n < 2:
-        return zs.new_zeros(())
-    x = torch.cat([zs, zt])
+        return zs.new_zeros(zs.shape[:-2])
+    x = torch.cat([zs, zt], -2)
     d2 = _sq_dists(x)  # shared by the kernels (each only rescales it)
-    k = sum(gaussian_kernel(x, a, d2) for a in alphas)
-    kss, ktt, kst = k[:n, :n], k[n:, n:], k[:n, n:]
+    k = _kernel_sum(x, d2, alphas)
+    kss, ktt, kst = k[..., :n, :n], k[..., n:, n:], k[..., :n, n:]
     if estimator == "biased":
-        return kss.mean() + ktt.mean() - 2 * kst.mean()
-    off = (kss.sum() - kss.diagonal().sum() + ktt.sum() - ktt.diagonal().sum()) / (n * (n - 1))
-    return off - 2 * kst.sum() / (n * n) + 2.0 / (n - 1)
+        return kss.mean((-2, -1)) + ktt.mean((-2, -1)) - 2 * kst.mean((-2, -1))
+    diag = kss.diagonal(dim1=-2, dim2=-1).sum(-1) + ktt.diagonal(dim1=-2, dim2=-1).sum(-1)
+    off = (kss.sum((-2, -1)) + ktt.sum((-2, -1)) - diag) / (n * (n - 1))
+    return off - 2 * kst.sum((-2, -1)) / (n * n) + 2.0 / (n - 1)
 
 
 def info_nce(query: torch.Tensor, positive: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
@@ -398,16 +415,29 @@ class PADPhase2(_PADBase):
         window = torch.cat([batch["item_seq"], batch["target_seq"][:, -1:]], 1)
         negs = torch.cat([neg, torch.zeros_like(neg[:, :1])], 1)
         rows = torch.stack([window, negs], 2).reshape(len(window), -1)  # (B, 2 (L+1)), as sample_items_id
+        ids, inv = torch.unique(rows, return_inverse=True)
+        _, t_u, e_u = self.aligned.reps(ids, self.text)
+        t, e = t_u[inv], e_u[inv]  # (B, R, d)
+        B, R, d = t.shape
+        groups = [(g, min(g + c.mmd_group, B)) for g in range(0, B, c.mmd_group)]
+        if c.mmd_pad_rows and c.align_loss == "mmd":  # the full groups as one batched estimate
+            full = (B // c.mmd_group) * c.mmd_group
+            losses = []
+            if full:
+                shape = (B // c.mmd_group, c.mmd_group * R, d)
+                losses.append(mk_mmd(t[:full].reshape(shape), e[:full].reshape(shape), c.mmd_alphas, c.mmd_estimator))
+            if full < B:
+                losses.append(mk_mmd(t[full:].reshape(-1, d), e[full:].reshape(-1, d), c.mmd_alphas,
+                                     c.mmd_estimator).reshape(1))
+            return torch.cat(losses).mean()
         losses = []
-        for g in range(0, len(rows), c.mmd_group):
-            ids = rows[g : g + c.mmd_group].reshape(-1)
-            if not c.mmd_pad_rows:
-                ids = ids[ids > 0]
-            _, t, e = self.aligned.reps(ids, self.text)
+        for lo, hi in groups:
+            keep = rows[lo:hi].reshape(-1) > 0 if not c.mmd_pad_rows else slice(None)
+            tg, eg = t[lo:hi].reshape(-1, d)[keep], e[lo:hi].reshape(-1, d)[keep]
             if c.align_loss == "infonce":
-                losses.append(info_nce(t, e, c.infonce_temperature))
+                losses.append(info_nce(tg, eg, c.infonce_temperature))
             else:
-                losses.append(mk_mmd(t, e, c.mmd_alphas, c.mmd_estimator))
+                losses.append(mk_mmd(tg, eg, c.mmd_alphas, c.mmd_estimator))
         return torch.stack(losses).mean()
 
     def loss(self, batch: Batch) -> torch.Tensor:

@@ -1,0 +1,169 @@
+"""PAD end to end: phases resume from their checkpoints; on ML-100K it beats popularity; the CLI."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import astuple
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import recwise.tasks.pad as pad_task
+from recwise.data.sequence import eval_inputs
+from recwise.models.seq.pad import PADPhase1, PADPhase3
+from recwise.tasks.pad import PADRun, encode_item_texts, PADTextConfig, run
+from recwise.tasks.seq_popularity import evaluate_by_popularity, popularity_bins, train_item_counts
+
+TINY = {"hidden_size": 16, "n_layers": 1, "n_heads": 1, "inner_size": 32, "max_len": 6, "text_layers": 1,
+        "mmd_group": 4}
+FAST = {"epochs": 3, "lr1": 1e-2, "lr2": 1e-2, "lr3": 1e-2, "batch_size": 32}
+HASH = {"encoder": "hash", "hash_dim": 32}
+
+
+def _same(a: list, b: list) -> bool:
+    """Rows equal, NaN (an empty segment) equal to NaN."""
+    key = lambda r: (*astuple(r)[:-1], "nan" if r.value != r.value else r.value)  # noqa: E731
+    return [key(r) for r in a] == [key(r) for r in b]
+
+
+def test_text_cache_is_keyed_by_encoder_and_texts(tmp_path: Path) -> None:
+    texts = ["Toy Story 1995 Animation", "GoldenEye 1995 Action"]
+    a, info = encode_item_texts(texts, PADTextConfig(**HASH), root=tmp_path)
+    assert info["cache"] == "miss" and a.shape == (3, 32) and not a[0].any()
+    np.testing.assert_allclose(np.linalg.norm(a[1:], axis=1), 1.0, rtol=1e-5)
+    b, info = encode_item_texts(texts, PADTextConfig(**HASH), root=tmp_path)
+    assert info["cache"] == "hit" and np.array_equal(a, b)
+    _, info = encode_item_texts(texts, PADTextConfig(encoder="hash", hash_dim=16), root=tmp_path)
+    assert info["cache"] == "miss"
+    _, info = encode_item_texts(texts[::-1], PADTextConfig(**HASH), root=tmp_path)
+    assert info["cache"] == "miss"
+
+
+def test_a_killed_run_resumes_at_its_last_phase_and_epoch(planted_text, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    seqs, texts = planted_text
+    kw = dict(train_options=FAST, model_options=TINY, text_options=HASH, texts=texts, root=tmp_path, progress=False)
+    whole = run(PADRun("planted", 0), seqs, out_dir=tmp_path / "a", **kw)
+
+    real = pad_task.evaluate_by_popularity
+    calls = {"phase3": 0}
+
+    def dies_in_phase3(model, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if isinstance(model, PADPhase3):
+            calls["phase3"] += 1
+            if calls["phase3"] == 2:  # after phase 3's first epoch was checkpointed
+                raise KeyboardInterrupt
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(pad_task, "evaluate_by_popularity", dies_in_phase3)
+    with pytest.raises(KeyboardInterrupt):
+        run(PADRun("planted", 0), seqs, out_dir=tmp_path / "b", **kw)
+    assert (tmp_path / "b/phase2/done.json").exists() and not (tmp_path / "b/phase3/done.json").exists()
+    assert json.loads((tmp_path / "b/phase3/checkpoint/state.json").read_text())["epoch"] == 0
+    monkeypatch.setattr(pad_task, "evaluate_by_popularity", real)
+
+    def no_training(self, batch):  # noqa: ANN001, ANN202
+        raise AssertionError("a finished phase was trained again")
+
+    monkeypatch.setattr(PADPhase1, "loss", no_training)
+    resumed = run(PADRun("planted", 0), seqs, out_dir=tmp_path / "b", resume=True, **kw)
+    assert _same(resumed, whole)  # same numbers as the uninterrupted run, row for row
+    info = json.loads((tmp_path / "b/run.json").read_text())
+    assert set(info["timings"]) == {"phase0", "phase1", "phase2", "phase3"}
+    assert info["phases"]["3"]["epochs_run"] == 3
+
+
+@pytest.mark.slow
+def test_pad_on_ml100k_beats_popularity(ml100k_raw: Path, tmp_path: Path) -> None:
+    from recwise.data.seq_datasets import load_sequences
+
+    seqs, _ = load_sequences("ml-100k", ml100k_raw, use_cache=False)
+    rows = run(PADRun("ml-100k", 0), seqs, raw_dir=ml100k_raw, root=tmp_path, progress=False,
+               train_options={"epochs": 3, "lr1": 3e-3, "lr2": 3e-3, "lr3": 3e-3},
+               model_options={"hidden_size": 32, "n_layers": 1, "n_heads": 1, "inner_size": 64, "mmd_group": 4},
+               text_options={"encoder": "hash"})
+    got = {(r.model, r.split, r.segment, r.metric): r.value for r in rows}
+    counts = train_item_counts(seqs)
+    test = eval_inputs(seqs, "test", 20, "left")
+
+    class Pop(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.s = torch.nn.Parameter(torch.from_numpy(np.log1p(counts)).float())
+
+        def forward(self, b):  # noqa: ANN001, ANN202
+            return self.s.expand(len(b["item_seq"]), -1).clone()
+
+    pop = evaluate_by_popularity(Pop(), test, torch.from_numpy(seqs.items), popularity_bins(counts), mask=True)
+    assert got[("pad", "test", "all", "ndcg@10")] > 1.2 * pop["all"]["ndcg@10"], (got[("pad", "test", "all", "ndcg@10")], pop["all"])
+    assert {f"pop={b}" for b in range(1, 11)} | {"pop=cold", "hist=short"} <= {k[2] for k in got}
+
+
+@pytest.fixture(scope="module")
+def ml100k_raw() -> Path:
+    from recwise.data.seq_datasets import default_raw_dir
+
+    raw = Path(os.environ.get("RECWISE_ML100K", default_raw_dir("ml-100k")))
+    if not (raw / "ml-100k.item").exists() and not (raw / "u.item").exists():
+        pytest.skip(f"MovieLens-100K item file not found in {raw}")
+    return raw
+
+
+def _atomic(folder: Path, users: int = 60, n_items: int = 30) -> None:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    for u in range(users):
+        start = int(rng.integers(0, n_items))
+        for t in range(int(rng.integers(5, 20))):
+            lines.append(f"u{u}\ti{(start + t) % n_items}\t4\t{1000 + t}")
+    (folder / "ml-100k.inter").write_text("\n".join(lines) + "\n")
+    items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
+    items += [f"i{i}\tMovie number {i}\t{1990 + i % 7}\tDrama Comedy" for i in range(n_items)]
+    (folder / "ml-100k.item").write_text("\n".join(items) + "\n")
+
+
+@pytest.mark.slow
+def test_cli_run_and_resume_and_bench(tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    from recwise.cli import main
+
+    raw = tmp_path / "raw"
+    _atomic(raw)
+    out = tmp_path / "run"
+    monkeypatch.setenv("RECWISE_HOME", str(tmp_path / "home"))
+    opts = ["--dataset", "ml-100k", "--data-dir", str(raw), "--epochs", "2", "--quiet", "--set", "text.encoder=hash",
+            *[x for k, v in TINY.items() for x in ("--set", f"model.{k}={v}")], "--set", "train.lr1=1e-2"]
+    cmd = ["--threads", "1", "run", "pad", *opts, "--out", str(out)]
+    assert main(cmd) == 0
+    stdout = capsys.readouterr().out
+    assert "phase 0" in stdout and "pop=cold" in stdout
+    with open(out / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["model"] for r in rows} == {"sasrec-bce", "pad-aligned", "pad"} and {r["task"] for r in rows} == {"pad"}
+    assert {"all", "pop=1", "pop=10", "pop=warm", "pop=cold", "hist=short"} <= {r["segment"] for r in rows}
+    info = json.loads((out / "run.json").read_text())
+    assert info["phases"]["0"]["items"] == 30 and info["phases"]["0"]["example_text"].startswith("Movie number")
+    assert info["phases"]["0"]["cache"] == "miss" and info["phases"]["1"]["epochs_run"] == 2
+    assert all((out / f"phase{k}" / "model.safetensors").exists() for k in (1, 2, 3))
+    # resuming a finished run trains nothing and writes the same numbers
+    assert main(cmd + ["--resume"]) == 0
+    with open(out / "results.csv") as fh:
+        assert list(csv.DictReader(fh)) == rows
+    assert json.loads((out / "run.json").read_text())["phases"]["0"]["cache"] == "hit"
+    # bench: seed 0's cell is the run above (reused), seed 1 runs
+    bench = tmp_path / "bench"
+    shutil.copytree(out, bench / "cells" / "seed0")
+    assert main(["--threads", "1", "bench", "pad", *opts, "--seeds", "2", "--out", str(bench)]) == 0
+    md = (bench / "results.md").read_text()
+    assert "± " in md and "| pad |" in md and "| sasrec-bce |" in md and "phase2" in md
+    with open(bench / "results.csv") as fh:
+        assert {r["seed"] for r in csv.DictReader(fh)} == {"0", "1"}
+    # a bad option is a one-line error naming it
+    capsys.readouterr()
+    assert main(cmd + ["--set", "model.hiden_size=8"]) == 2
+    err = capsys.readouterr().err
+    assert "hiden_size" in err and len(err.strip().splitlines()) == 1
