@@ -98,7 +98,7 @@ class Ranking:
         return self.ranking[:k]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        return json.dumps(asdict(self), indent=1, default=list)
 
     @classmethod
     def from_json(cls, text: str) -> Ranking:
@@ -421,8 +421,8 @@ def bench(
         path = rank_dir / f"{name}.json"
         if path.exists():
             r = Ranking.from_json(path.read_text())
-            if r.fields == cand and r.options == config_to_dict(
-                    config_from_dict(SELECTORS[m].Config, method_options[m], where="method")):
+            wanted_opts = config_to_dict(config_from_dict(SELECTORS[m].Config, method_options[m], where="method"))
+            if r.fields == cand and r.options == json.loads(json.dumps(wanted_opts, default=list)):
                 rankings[name] = r
                 continue
         jobs.append((name, prepared, m, b, s, cand, method_options[m], backbone_options, train))
