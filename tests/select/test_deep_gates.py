@@ -40,8 +40,10 @@ def test_autofield_default_separates_signal_from_noise_and_faster_updates_recove
     p = planted(0)
     default = fit("autofield")
     s = scores_by_field(default)
-    # released update_frequency=10: few gate updates in a short search; signal still scores higher on average
-    assert np.mean([s[f] for f in p.signal]) > np.mean([s[f] for f in p.noise]) + 0.01
+    # released update_frequency=10: few gate updates in a short search, so the four planted fields are not
+    # all on top; the best field is planted and planted fields score higher on average
+    assert default.ranking_[0] in p.signal
+    assert np.mean([s[f] for f in p.signal]) > np.mean([s[f] for f in p.noise])
     frequent = fit("autofield", {"update_frequency": 2})
     assert set(frequent.ranking_[: len(p.signal)]) == set(p.signal)
 

@@ -16,7 +16,8 @@ pass, also during evaluation passes, as released) and ``gate.epoch`` before each
 :func:`search_fit` is ERASE's ``modeltrainer.train_one_epoch`` + ``fit`` on recwise's data
 layer: BCE on logits (ERASE's sigmoid + BCELoss, computed stably), the backbone Adam stepped
 every batch, the selector Adam stepped as the method says (``"joint"``: every batch, OptFS;
-``"darts"``: every ``update_frequency`` batches on one validation batch, AutoField;
+``"darts"``: every ``update_frequency`` batches on one batch of a validation pass shuffled anew
+each epoch, AutoField;
 ``"proximal"``: every batch then ``gate.proximal(lr)``, LPFS), validation AUC after every epoch,
 early stopping with ``patience`` and the best weights restored (also when the epoch budget runs
 out first; the released early stopper kept the last weights then, as recwise's Trainer notes).
@@ -86,12 +87,13 @@ class GatedModel(nn.Module):
         return parts[0] if len(parts) == 1 else torch.stack(parts).sum()
 
 
-def _cycle(loader: BatchLoader) -> Iterator[Batch]:
-    epoch = 0
+def _reshuffled(loader: BatchLoader, start: int) -> Iterator[Batch]:
+    """Endless batches: a new shuffled pass each time one ends (the released ``iter(val_dataloader)``)."""
+    k = start
     while True:
-        loader.set_epoch(epoch)
+        loader.set_epoch(k)
         yield from loader
-        epoch += 1
+        k += 1
 
 
 @torch.no_grad()
@@ -145,7 +147,8 @@ def search_fit(
     # ERASE's optimizer_fs: plain Adam, same learning rate, no weight decay
     opt_fs = torch.optim.Adam(fs_params, lr=config.lr) if fs_params else None
     loader = BatchLoader(train, config.batch_size, shuffle=True, seed=config.seed, device=device)
-    val_batches = _cycle(BatchLoader(valid, config.batch_size, device=device)) if fs_mode == "darts" else None
+    # ERASE's validation loader shuffles, and each epoch starts a fresh pass over it for the DARTS batches
+    val_loader = BatchLoader(valid, config.batch_size, shuffle=True, seed=config.seed + 1, device=device)
     bce = nn.functional.binary_cross_entropy_with_logits
 
     best_state = copy.deepcopy(model.state_dict())
@@ -156,6 +159,8 @@ def search_fit(
         loader.set_epoch(epoch)
         model.train()
         loss_sum = 0.0
+        # a fresh shuffled pass each epoch (its own permutation stream per epoch)
+        val_batches = _reshuffled(val_loader, 10_007 * epoch) if fs_mode == "darts" else None
         for i, batch in enumerate(loader):
             gate.step, gate.epoch = i, epoch
             loss = bce(model(batch), batch["label"])

@@ -4,7 +4,8 @@ As released in ERASE (``models/fs/sfs.py``): the backbone is trained with a (fro
 ones on the field embeddings, i.e. as the plain backbone; then, in eval mode, for each of the
 first ``num_batch_sampling`` (100) validation batches the gradient of the batch's mean BCE with
 respect to the mask is taken, its absolute value averaged over those batches and normalised to
-sum 1. The validation batches have the training batch size (the released loader's).
+sum 1. The validation batches have the training batch size and come from a shuffled pass (the
+released loader's; here seeded by the selector's seed).
 """
 
 from __future__ import annotations
@@ -40,15 +41,18 @@ class SFSConfig:
             raise ConfigError(f"option 'method.num_batch_sampling' must be >= 1; got {self.num_batch_sampling}")
 
 
-def sfs_saliency(model: nn.Module, data: Batch, batch_size: int, num_batches: int) -> np.ndarray:
-    """(F,) normalised mean |dLoss/dmask| over the first ``num_batches`` batches of ``data``."""
+def sfs_saliency(model: nn.Module, data: Batch, batch_size: int, num_batches: int,
+                 shuffle_seed: int | None = None) -> np.ndarray:
+    """(F,) normalised mean |dLoss/dmask| over the first ``num_batches`` batches of ``data``
+    (in row order, or of a permutation seeded by ``shuffle_seed``)."""
     device = next(model.parameters()).device
     was = model.training
     model.eval()
     mask = torch.ones(model.num_fields, device=device, requires_grad=True)
     total = torch.zeros(model.num_fields, dtype=torch.float64, device=device)
     seen = 0
-    for i, b in enumerate(BatchLoader(data, batch_size, device=device)):
+    loader = BatchLoader(data, batch_size, shuffle=shuffle_seed is not None, seed=shuffle_seed or 0, device=device)
+    for i, b in enumerate(loader):
         if i == num_batches:
             break
         logits = model.head(model.embed(b) * mask.view(1, -1, 1))
@@ -79,4 +83,5 @@ class SFS(FieldSelector):
         model = self.build_backbone(train.schema)
         self.train_result_ = fit_backbone(model, train, valid, self.train_config)
         self.model_ = model
-        return sfs_saliency(model, valid.tensors(), self.train_config.batch_size, self.config.num_batch_sampling)
+        return sfs_saliency(model, valid.tensors(), self.train_config.batch_size, self.config.num_batch_sampling,
+                            shuffle_seed=self.seed)
