@@ -320,6 +320,7 @@ class StreamLoader:
             for start in range(0, full, bs):
                 yield self._take(window, order[start : start + bs])
             carry = {k: v.index_select(0, order[full:]) for k, v in window.items()}
+            del window  # before the next window is read: one window in memory at a time
         if carry is not None and len(carry["label"]) and not self.drop_last and len(carry["label"]) >= self.world_size:
             yield self._take(carry, torch.arange(len(carry["label"])))
 
