@@ -207,3 +207,13 @@ def test_unreachable_ray_address_fails_fast(tmp_path: Path, capsys: pytest.Captu
     with pytest.raises(ConfigError, match="must be HOST:PORT"):
         run_grid([Cell("toy", "d", "a", 0)], mean_cell, tmp_path, executor="ray", address="somehost",
                  store=False, quiet=True)
+
+
+def test_damaged_store_stops_the_grid_before_any_cell_runs(tmp_path: Path) -> None:
+    pytest.importorskip("duckdb")
+    store_mod = pytest.importorskip("recwise.store")
+    bad = tmp_path / "store.duckdb"
+    bad.write_bytes(b"not a duckdb file" * 100)
+    with pytest.raises(store_mod.StoreError, match="store.duckdb"):
+        run_grid(_grid(), mean_cell, tmp_path / "out", shared=np.arange(9.0), store=bad, quiet=True)
+    assert _calls(tmp_path / "out") == []

@@ -375,7 +375,9 @@ def _open_store(store: Path | str | None | Literal[False]) -> Any:
         from recwise.store import ResultStore  # type: ignore[import-not-found]
     except ImportError:
         return None
-    return ResultStore(store) if store is not None else ResultStore()
+    db = ResultStore(store) if store is not None else ResultStore()
+    db.count()  # a damaged store is reported now, not after the first cell has trained
+    return db
 
 
 def run_grid(
