@@ -45,6 +45,7 @@ def register(rs: argparse._SubParsersAction, bs: argparse._SubParsersAction,
     q.add_argument("--methods", default="plain,text-init,alpharec,kar,llmrec", help=f"comma-separated: {METHOD_HELP}")
     q.add_argument("--seeds", type=int, default=3, help="number of seeds (0..n-1)")
     q.add_argument("--out", type=Path, default=None, help="output folder (default results/llmers-<dataset>)")
+    q.add_argument("--report-only", action="store_true", help="run nothing: tabulate the finished cells")
     add_common(q)
     q.set_defaults(func=cmd_bench)
 
@@ -114,7 +115,6 @@ def bench_markdown(rows: list, steps: dict[str, list[dict]], timing: dict[str, l
     import numpy as np
 
     cells: dict[tuple[str, str, str], list[float]] = {}
-    users: dict[str, float] = {}
     for r in rows:
         if r.split == "test":
             cells.setdefault((r.model, r.segment, r.metric), []).append(r.value)
@@ -122,7 +122,6 @@ def bench_markdown(rows: list, steps: dict[str, list[dict]], timing: dict[str, l
     cols = [("all", "ndcg@10"), ("all", "hit@10"), ("pop=cold", "ndcg@10"), ("pop=cold", "hit@10"),
             ("pop=9", "hit@10"), ("pop=10", "hit@10"), ("hist=short", "ndcg@10"), ("hist=short", "hit@10"),
             ("len=5-20", "ndcg@10")]
-    del users
     md = [f"# LLMERS on {dataset}: test metrics, mean ± std over seeds\n",
           "| model | seeds | " + " | ".join(f"{m} {s}" for s, m in cols) + " |",
           "|---|---|" + "---|" * len(cols)]
@@ -132,7 +131,7 @@ def bench_markdown(rows: list, steps: dict[str, list[dict]], timing: dict[str, l
         for s, m in cols:
             v = cells.get((mod, s, m), [])
             n = max(n, len(v))
-            row.append(f"{np.mean(v):.4f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.4f}" if v else "-")
+            row.append("-" if not v else f"{np.mean(v):.4f}" + (f" ± {np.std(v, ddof=1):.4f}" if len(v) > 1 else ""))
         md.append(f"| {mod} | {n} | " + " | ".join(row) + " |")
     md += ["", "| model | train s/epoch (mean) | offline step | prompts | LLM calls | cache hits | templated | "
                "fallbacks | texts encoded | encoder calls | offline wall s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -176,6 +175,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if (cell_dir / "results.csv").exists():
             rows += read_results(cell_dir / "results.csv")
             skipped += 1
+        elif args.report_only:
+            continue
         else:
             cell = LLMERSRun(args.dataset, m, s, args.data_dir)
             try:
@@ -201,8 +202,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     md = bench_markdown(rows, steps, timing, args.dataset)
     if failed:
         md += "\nFailed cells:\n\n" + "".join(f"- {m} seed {s}: {r}\n" for m, s, r in failed)
+    missing = [f"{m}/seed{s}" for m, s in cells if not (out / "cells" / m / f"seed{s}" / "results.csv").exists()]
+    if missing:
+        md += "\nNot run: " + ", ".join(missing) + "\n"
     atomic_write_text(out / "results.md", md)
     print(md)
-    print(f"{len(cells) - skipped - len(failed)} cells run, {skipped} reused, {len(failed)} failed; "
+    print(f"{len(cells) - skipped - len(failed) - (len(missing) if args.report_only else 0)} cells run, {skipped} "
+          f"reused, {len(failed)} failed; "
           f"results in {out / 'results.csv'} and {out / 'results.md'}")
     return 1 if failed else 0
