@@ -62,6 +62,8 @@ class PADTrainConfig:
     """Training and protocol options (``--set train.<name>=...``); the release's values."""
 
     epochs: int = 400  # per phase
+    epochs2: int = 0  # phase 2's own cap (0: epochs)
+    epochs3: int = 0  # phase 3's own cap (0: epochs)
     batch_size: int = 128  # sequences (16 per GPU x 8 GPUs)
     eval_batch_size: int = 1024
     lr1: float = 1e-5  # phase 1 (train_amazon_id_pantry.py, d 128)
@@ -78,6 +80,9 @@ class PADTrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"option 'train.{name}' must be >= 1; got {getattr(self, name)}")
+        for name in ("epochs2", "epochs3"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"option 'train.{name}' must be >= 0 (0: train.epochs); got {getattr(self, name)}")
         for name in ("lr1", "lr2", "lr3"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"option 'train.{name}' must be > 0; got {getattr(self, name)}")
@@ -305,6 +310,25 @@ def _train_windows(seqs: Sequences, max_len: int, kind: str) -> dict[str, torch.
     return ex
 
 
+def _phase_epochs(tcfg: PADTrainConfig, phase: int) -> int:
+    return {1: tcfg.epochs, 2: tcfg.epochs2 or tcfg.epochs, 3: tcfg.epochs3 or tcfg.epochs}[phase]
+
+
+def phase_fingerprints(cell: PADRun, seqs: Sequences, tcfg: PADTrainConfig, mcfg: PADConfig,
+                       xcfg: PADTextConfig) -> dict[int, str]:
+    """One hash per phase over what that phase and the earlier ones depend on, so changing phase
+    3's options (``lr3``, ``epochs3``) keeps finished phases 1-2 reusable on ``resume``."""
+    common = {"dataset": cell.dataset, "seed": cell.seed, "n_items": seqs.n_items, "interactions": len(seqs),
+              "model": config_to_dict(mcfg), "batch_size": tcfg.batch_size, "weight_decay": tcfg.weight_decay,
+              "patience": tcfg.patience, "select": tcfg.select, "mask_history": tcfg.mask_history,
+              "windows": tcfg.windows, "version": 1}
+    fp1 = config_hash({**common, "phase": 1, "lr": tcfg.lr1, "epochs": _phase_epochs(tcfg, 1)})
+    fp2 = config_hash({"after": fp1, "phase": 2, "text": config_to_dict(xcfg), "lr": tcfg.lr2,
+                       "epochs": _phase_epochs(tcfg, 2)})
+    fp3 = config_hash({"after": fp2, "phase": 3, "lr": tcfg.lr3, "epochs": _phase_epochs(tcfg, 3)})
+    return {1: fp1, 2: fp2, 3: fp3}
+
+
 def _metrics_rows(res: dict[str, dict[str, float]], cell: PADRun, model: str, split: str) -> list[ResultRow]:
     return [ResultRow(TASK, cell.dataset, model, cell.seed, split, seg, metric, value)
             for seg, ms in res.items() for metric, value in ms.items() if metric not in ("users", "max_history")]
@@ -379,8 +403,7 @@ def run(
     val = eval_inputs(seqs, "val", mcfg.max_len, "left")
     test = eval_inputs(seqs, "test", mcfg.max_len, "left")
     items = torch.from_numpy(np.asarray(seqs.items))
-    fingerprint = config_hash(tcfg, mcfg, xcfg, {"dataset": cell.dataset, "seed": cell.seed, "n_items": seqs.n_items,
-                                                 "interactions": len(seqs)})
+    fingerprints = phase_fingerprints(cell, seqs, tcfg, mcfg, xcfg)
     rows: list[ResultRow] = []
     models: dict[int, nn.Module] = {}
 
@@ -401,13 +424,14 @@ def run(
         model.set_seen(seen)  # type: ignore[operator]
         pdir = out_dir / f"phase{phase}" if out_dir is not None else None
         done = json.loads((pdir / "done.json").read_text()) if pdir is not None and (pdir / "done.json").exists() else None
+        fingerprint = fingerprints[phase]
         t0 = time.perf_counter()
         if resume and done is not None and done.get("fingerprint") == fingerprint:
             _load_weights(pdir / "model.safetensors", model)  # type: ignore[operator]
             pinfo = done
         else:
             lr = (tcfg.lr1, tcfg.lr2, tcfg.lr3)[phase - 1]
-            trc = TrainConfig(epochs=tcfg.epochs, batch_size=tcfg.batch_size, eval_batch_size=tcfg.eval_batch_size,
+            trc = TrainConfig(epochs=_phase_epochs(tcfg, phase), batch_size=tcfg.batch_size, eval_batch_size=tcfg.eval_batch_size,
                               lr=lr, weight_decay=tcfg.weight_decay, patience=tcfg.patience, seed=cell.seed,
                               device=tcfg.device)
 
