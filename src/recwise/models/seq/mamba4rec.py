@@ -4,7 +4,8 @@ Item embedding -> Dropout -> LayerNorm -> N x [Mamba(d 64, d_state 32, d_conv 4,
 Dropout -> LayerNorm (residual only when N > 1) -> point-wise FFN (inner 4d)] -> last real
 position, scored against the tied item table; no positional embedding (as the released code).
 The Mamba block is :class:`recwise.nn.mamba.Mamba`: mamba_ssm's CUDA kernels on GPU when
-installed, a parallel pure-PyTorch scan otherwise. Examples: ``sequence`` (default; Mamba is
+installed, the fused numba kernel on CPU when numba is installed, a parallel pure-PyTorch scan
+otherwise (``scan``: auto | numba | parallel | sequential | cuda). Examples: ``sequence`` (default; Mamba is
 causal) or ``prefix`` (the released code's RecBole augmentation).
 """
 
