@@ -129,3 +129,12 @@ def test_option_errors(tmp_path, text_file) -> None:  # noqa: ANN001
         _model(item_tower="alpharec", text_path=str(tmp_path / "small.safetensors"))
     with pytest.raises(ConfigError, match="item_knowledge"):
         _model(knowledge="kar", text_path=str(tmp_path / "small.safetensors"))
+
+
+def test_kar_item_only_ignores_the_user(text_file) -> None:  # noqa: ANN001
+    path, _ = text_file
+    model = _model(knowledge="kar", kar_user=False, text_path=str(path)).eval()
+    assert not hasattr(model, "user_adaptor") and "user_knowledge" not in model.state_dict()
+    b = _batch()
+    torch.testing.assert_close(model(b), model({**b, "user": (b["user"] + 1) % N_USERS}))
+    assert not torch.allclose(model.item_weights()[1:], model.item_embedding.weight[1:])  # item knowledge enters

@@ -15,6 +15,7 @@ Methods (``--method``; each is a set of options, all usable directly with ``--se
 | ``text-init`` | model enhancement: initialisation (LLM2X / LLMInit) | ``model.item_init=text`` |
 | ``alpharec`` | model enhancement: embedding utilisation (AlphaRec) | ``model.item_tower=alpharec`` |
 | ``kar`` | knowledge enhancement (KAR) | ``model.knowledge=kar`` |
+| ``kar-item`` | the same, item profiles only | ``model.knowledge=kar model.kar_user=false`` |
 | ``llmrec`` | interaction enhancement (LLMRec) | ``data.pseudo=llmrec`` |
 
 The LLM and the encoder run before training only; the recorded cost of every offline step
@@ -56,6 +57,7 @@ METHODS: dict[str, dict[str, dict[str, str]]] = {
     "text-init": {"model": {"item_init": "text"}},
     "alpharec": {"model": {"item_tower": "alpharec"}},
     "kar": {"model": {"knowledge": "kar"}},
+    "kar-item": {"model": {"knowledge": "kar", "kar_user": "false"}},
     "llmrec": {"data": {"pseudo": "llmrec"}},
 }
 SCOPES = ("train", "model", "data", "kar", "llmrec", "llm", "encoder")

@@ -25,7 +25,8 @@ model: the vectors are fixed inputs, so serving costs what the plain model costs
   ``MLP(frozen text vector)`` (Linear, LeakyReLU, Linear), used as input and output embedding.
 * ``knowledge=kar`` (knowledge enhancement, KAR style): LLM-written item and user profiles,
   encoded, enter through hybrid-expert adaptors: ``item = id + A_item(item_knowledge)`` and the
-  sequence state gets ``+ A_user(user_knowledge[user])`` (batches must carry ``user``).
+  sequence state gets ``+ A_user(user_knowledge[user])`` (batches must carry ``user``);
+  ``kar_user=false`` keeps the item side only.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class SASRecConfig:
     text_init_std: float = 0.02
     tower_hidden: int = 256  # AlphaRec MLP hidden width
     kar_experts: int = 4  # KAR hybrid-expert adaptor: experts per adaptor (2 shared + the rest dedicated)
+    kar_user: bool = True  # KAR: also the user profile (false: item knowledge only)
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.n_heads:
@@ -203,7 +205,7 @@ class SASRec(SeqModel):
 
     def _build_text(self, c: SASRecConfig) -> None:
         names = (("item_text",) if c.item_init == "text" or c.item_tower == "alpharec" else ()) + (
-            ("item_knowledge", "user_knowledge") if c.knowledge == "kar" else ())
+            ("item_knowledge",) + (("user_knowledge",) if c.kar_user else ()) if c.knowledge == "kar" else ())
         tables = load_text_vectors(c.text_path, names)
         for n in names:
             if n != "user_knowledge" and tables[n].shape[0] != self.n_items:
@@ -217,8 +219,9 @@ class SASRec(SeqModel):
         if c.knowledge == "kar":
             self.item_adaptor = ExpertAdaptor(self.item_knowledge.shape[1], c.hidden_size, c.kar_experts,
                                               c.tower_hidden)
-            self.user_adaptor = ExpertAdaptor(self.user_knowledge.shape[1], c.hidden_size, c.kar_experts,
-                                              c.tower_hidden)
+            if c.kar_user:
+                self.user_adaptor = ExpertAdaptor(self.user_knowledge.shape[1], c.hidden_size, c.kar_experts,
+                                                  c.tower_hidden)
 
     def item_weights(self) -> torch.Tensor:
         """(V, d) item representations: the ID table, or the AlphaRec tower; plus KAR's item knowledge.
@@ -275,7 +278,7 @@ class SASRec(SeqModel):
         x, mask = self._embed(batch)
         for block in self.blocks:
             x = block(x, mask)
-        if self.config.knowledge == "kar":
+        if self.config.knowledge == "kar" and self.config.kar_user:
             x = x + self._user_vector(batch)[:, None]
         return x
 
@@ -285,6 +288,6 @@ class SASRec(SeqModel):
         for block in self.blocks[:-1]:
             x = block(x, mask)
         h = self.blocks[-1](x, mask, query=idx)[:, 0]
-        if self.config.knowledge == "kar":
+        if self.config.knowledge == "kar" and self.config.kar_user:
             h = h + self._user_vector(batch)
         return self.score(h)
