@@ -66,9 +66,10 @@ def build_models(text_path: Path, from_results: Path | None, layers: int) -> dic
 
     schema = seq_schema(N_ITEMS_ML100K)
     options = {"sasrec": {}, "sasrec+text-init": {"item_init": "text"}, "sasrec+alpharec": {"item_tower": "alpharec"},
-               "sasrec+kar": {"knowledge": "kar"}, "sasrec+llmrec": {}}
+               "sasrec+kar": {"knowledge": "kar"}, "sasrec+kar-item": {"knowledge": "kar", "kar_user": False},
+               "sasrec+llmrec": {}}
     folder = {"sasrec": "plain", "sasrec+text-init": "text-init", "sasrec+alpharec": "alpharec", "sasrec+kar": "kar",
-              "sasrec+llmrec": "llmrec"}
+              "sasrec+kar-item": "kar-item", "sasrec+llmrec": "llmrec"}
     out: dict[str, tuple[torch.nn.Module, str]] = {}
     for name, opts in options.items():
         trained = from_results / "cells" / folder[name] / "seed0" / "model" if from_results else None

@@ -16,7 +16,7 @@ from recwise.errors import CheckpointError, ConfigError
 
 __all__ = ["register"]
 
-METHOD_HELP = "plain, text-init (LLM2X/LLMInit), alpharec, kar, llmrec"
+METHOD_HELP = "plain, text-init (LLM2X/LLMInit), alpharec, kar, kar-item, llmrec"
 
 
 def _common(q: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def register(rs: argparse._SubParsersAction, bs: argparse._SubParsersAction,
     q.set_defaults(func=cmd_run)
     q = bs.add_parser("llmers", help="LLMERS benchmark: methods x seeds, resumable")
     _common(q)
-    q.add_argument("--methods", default="plain,text-init,alpharec,kar,llmrec", help=f"comma-separated: {METHOD_HELP}")
+    q.add_argument("--methods", default="plain,text-init,alpharec,kar,kar-item,llmrec", help=f"comma-separated: {METHOD_HELP}")
     q.add_argument("--seeds", type=int, default=3, help="number of seeds (0..n-1)")
     q.add_argument("--out", type=Path, default=None, help="output folder (default results/llmers-<dataset>)")
     q.add_argument("--report-only", action="store_true", help="run nothing: tabulate the finished cells")
