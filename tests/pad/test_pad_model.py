@@ -168,3 +168,18 @@ def test_bad_options_are_one_line_errors() -> None:
         PADPhase2(seq_schema(5), TINY, None)
     with pytest.raises(ConfigError, match="item text matrix"):
         PADPhase2(seq_schema(5), TINY, torch.zeros(3, 4))
+
+
+def test_cached_item_tables_serve_the_same_scores(planted_text) -> None:  # noqa: ANN001
+    seqs, _ = planted_text
+    text = torch.randn(seqs.n_items + 1, 8)
+    m = PADPhase3(seq_schema(seqs.n_items), TINY, text, torch.randint(1, 11, (seqs.n_items + 1,))).eval()
+    batch = {"item_seq": torch.tensor([[0, 0, 1, 2, 3, 4]]), "item_len": torch.tensor([4])}
+    plain = m(batch)
+    m.cache_tables()
+    torch.testing.assert_close(m(batch), plain)
+    m.train()  # training invalidates the cache
+    with torch.no_grad():
+        m.text_proj.net[0].weight.add_(1.0)
+    m.eval()
+    assert not torch.allclose(m(batch), plain)

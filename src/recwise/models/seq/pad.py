@@ -301,13 +301,31 @@ class _PADBase(nn.Module):
     def _reps(self, expert: int, ids: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def item_tables(self) -> list[torch.Tensor]:
+        """Per expert, the (V, d) item representations it scores against (and reads its inputs from)."""
+        ids = torch.arange(self.n_items, device=next(self.parameters()).device)
+        return [self._reps(e, ids) for e in range(len(self._towers()))]
+
+    @torch.no_grad()
+    def cache_tables(self) -> None:
+        """Serving: compute the item tables once (eval mode) and reuse them until :meth:`train` is
+        called; the text vectors and MLPs then cost nothing per request."""
+        self.eval()
+        self._tables = self.item_tables()
+
+    def train(self, mode: bool = True) -> _PADBase:
+        if mode:
+            self._tables = None
+        return super().train(mode)  # type: ignore[return-value]
+
     def expert_scores(self, batch: Batch) -> list[torch.Tensor]:
         """Per expert, (B, V) dot-product scores of the state at the last position."""
         seq = batch["item_seq"]
-        all_ids = torch.arange(self.n_items, device=seq.device)
+        cached = getattr(self, "_tables", None)
+        tables = cached if cached is not None and not self.training else self.item_tables()
         out = []
         for e, tower in enumerate(self._towers()):
-            table = self._reps(e, all_ids)
+            table = tables[e]
             h = gather_last(tower(table[seq], seq), batch)
             out.append(h @ table.t())
         return out
