@@ -183,3 +183,46 @@ def test_cached_item_tables_serve_the_same_scores(planted_text) -> None:  # noqa
         m.text_proj.net[0].weight.add_(1.0)
     m.eval()
     assert not torch.allclose(m(batch), plain)
+
+
+@pytest.mark.parametrize("opts", [{"align_loss": "infonce", "align_weight": 0.01}, {"mmd_pad_rows": False},
+                                  {"mmd_estimator": "biased"}, {"align_loss": "none"}])
+def test_alignment_options_train(planted_text, opts: dict) -> None:  # noqa: ANN001
+    seqs, _ = planted_text
+    from dataclasses import replace
+
+    cfg = replace(TINY, **opts)
+    text = torch.randn(seqs.n_items + 1, 8)
+    torch.manual_seed(0)
+    p1 = PADPhase1(seq_schema(seqs.n_items), cfg)
+    m = PADPhase2(seq_schema(seqs.n_items), cfg, text)
+    m.copy_from(p1)
+    m.set_seen(train_keys(seqs))
+    batch = {k: v[:10] for k, v in _train_windows(seqs, 6, "latest").items()}  # 10 = 2 full groups + 2
+    torch.manual_seed(1)
+    neg = torch.randint(1, seqs.n_items + 1, batch["target_seq"].shape) * (batch["target_seq"] > 0)
+    if cfg.align_loss != "none":
+        a = m.align_loss(batch, neg)
+        assert a.ndim == 0 and torch.isfinite(a)
+        a.backward()
+        assert m.aligned.text_proj.net[0].weight.grad is not None
+    loss = m.loss(batch)
+    assert torch.isfinite(loss)
+
+
+def test_grouped_mmd_is_the_mean_of_per_group_estimates(planted_text) -> None:  # noqa: ANN001
+    seqs, _ = planted_text
+    text = torch.randn(seqs.n_items + 1, 8)
+    m = PADPhase2(seq_schema(seqs.n_items), TINY, text).eval()  # eval: no dropout, deterministic
+    batch = {k: v[:10] for k, v in _train_windows(seqs, 6, "latest").items()}
+    neg = torch.randint(1, seqs.n_items + 1, batch["target_seq"].shape) * (batch["target_seq"] > 0)
+    window = torch.cat([batch["item_seq"], batch["target_seq"][:, -1:]], 1)
+    negs = torch.cat([neg, torch.zeros_like(neg[:, :1])], 1)
+    rows = torch.stack([window, negs], 2).reshape(10, -1)
+    per_group = []
+    with torch.no_grad():
+        for lo, hi in ((0, 4), (4, 8), (8, 10)):  # mmd_group = 4: two full groups and a rest of 2
+            _, t, e = m.aligned.reps(rows[lo:hi].reshape(-1), text)
+            per_group.append(mk_mmd(t, e))
+        got = float(m.align_loss(batch, neg))
+    assert got == pytest.approx(float(torch.stack(per_group).mean()), rel=1e-4)
