@@ -87,7 +87,8 @@ class PADTrainConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"option 'train.{name}' must be > 0; got {getattr(self, name)}")
         if self.select not in {f"{m}@{k}" for m in ("hit", "ndcg", "mrr") for k in (5, 10, 20)}:
-            raise ConfigError(f"option 'train.select' must be hit@k, ndcg@k or mrr@k (k = 5, 10, 20); got {self.select!r}")
+            raise ConfigError(f"option 'train.select' must be hit@k, ndcg@k or mrr@k (k = 5, 10, 20); "
+                              f"got {self.select!r}")
 
 
 @dataclass(frozen=True)
@@ -202,12 +203,15 @@ def _item_file(dataset: str, raw: Path) -> tuple[Path, Any]:
         "ml-100k": [("ml-100k.item", _read_atomic_item), ("u.item", _read_u_item)],
         "ml-1m": [("ml-1m.item", _read_atomic_item), ("movies.dat", _read_movies_dat)],
         "yelp": [("yelp.item", _read_atomic_item),
-                 ("yelp_academic_dataset_business.json", lambda p: _read_json_meta(p, "business_id", ("name", "categories", "city")))],
+                 ("yelp_academic_dataset_business.json",
+                  lambda p: _read_json_meta(p, "business_id", ("name", "categories", "city")))],
     }.get(dataset, [])
     if dataset.startswith("amazon-"):
-        cat = {"amazon-beauty": "Beauty", "amazon-sports": "Sports_and_Outdoors", "amazon-games": "Video_Games"}[dataset]
+        cat = {"amazon-beauty": "Beauty", "amazon-sports": "Sports_and_Outdoors",
+               "amazon-games": "Video_Games"}[dataset]
         meta = lambda p: _read_json_meta(p, "asin", ("title", "brand", "categories"))  # noqa: E731
-        candidates = [(f"Amazon_{cat}.item", _read_atomic_item), (f"meta_{cat}.json.gz", meta), (f"meta_{cat}.json", meta)]
+        candidates = [(f"Amazon_{cat}.item", _read_atomic_item), (f"meta_{cat}.json.gz", meta),
+                      (f"meta_{cat}.json", meta)]
     for name, reader in candidates:
         if (raw / name).is_file():
             return raw / name, reader
@@ -347,7 +351,8 @@ def _load_weights(path: Path, model: nn.Module) -> None:
         raise CheckpointError(f"cannot load phase weights {path}: {exc}") from None
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"phase weights {path} do not match the model: missing {missing}, unexpected {unexpected}")
+        raise CheckpointError(f"phase weights {path} do not match the model: missing {missing}, "
+                              f"unexpected {unexpected}")
 
 
 def run(
@@ -423,7 +428,8 @@ def run(
             model.copy_from(models[1], models[2])  # type: ignore[arg-type]
         model.set_seen(seen)  # type: ignore[operator]
         pdir = out_dir / f"phase{phase}" if out_dir is not None else None
-        done = json.loads((pdir / "done.json").read_text()) if pdir is not None and (pdir / "done.json").exists() else None
+        has_done = pdir is not None and (pdir / "done.json").exists()
+        done = json.loads((pdir / "done.json").read_text()) if has_done else None  # type: ignore[operator]
         fingerprint = fingerprints[phase]
         t0 = time.perf_counter()
         if resume and done is not None and done.get("fingerprint") == fingerprint:
@@ -431,16 +437,17 @@ def run(
             pinfo = done
         else:
             lr = (tcfg.lr1, tcfg.lr2, tcfg.lr3)[phase - 1]
-            trc = TrainConfig(epochs=_phase_epochs(tcfg, phase), batch_size=tcfg.batch_size, eval_batch_size=tcfg.eval_batch_size,
-                              lr=lr, weight_decay=tcfg.weight_decay, patience=tcfg.patience, seed=cell.seed,
-                              device=tcfg.device)
+            trc = TrainConfig(epochs=_phase_epochs(tcfg, phase), batch_size=tcfg.batch_size,
+                              eval_batch_size=tcfg.eval_batch_size, lr=lr, weight_decay=tcfg.weight_decay,
+                              patience=tcfg.patience, seed=cell.seed, device=tcfg.device)
 
             def monitor(m: nn.Module) -> float:
                 return evaluate(m, val)["all"][tcfg.select]
 
             trainer = Trainer(model, trc, loss_fn=lambda m, b: m.loss(b), monitor=monitor, mode="max", run_dir=pdir,
                               progress=progress, extra_state={"phase": phase, "fingerprint": fingerprint})
-            groups = model.param_groups(lr, tcfg.weight_decay) if phase == 3 else model.parameters()  # type: ignore[operator]
+            # the release's AdamW; phase 3 with its two parameter groups
+            groups = model.param_groups(lr, tcfg.weight_decay) if phase == 3 else model.parameters()  # type: ignore
             trainer.optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=tcfg.weight_decay)
             ckpt = trainer.checkpoint_dir
             has_ckpt = ckpt is not None and (ckpt.exists() or ckpt.with_name(ckpt.name + ".old").exists())
