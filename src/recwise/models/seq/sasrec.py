@@ -255,7 +255,14 @@ class SASRec(SeqModel):
         if int(user.max()) >= self.user_knowledge.shape[0]:
             raise ConfigError(f"user id {int(user.max())} has no row in 'user_knowledge' "
                               f"({self.user_knowledge.shape[0]} users) from {self.config.text_path}")
-        return self.user_adaptor(self.user_knowledge[user])
+        if self.training or torch.is_grad_enabled():
+            return self.user_adaptor(self.user_knowledge[user])
+        # serving: every user's adapted vector computed once (KAR pre-stores them), then looked up
+        key = tuple((t.data_ptr(), t._version) for t in [*self.user_adaptor.parameters(), self.user_knowledge])
+        cached = getattr(self, "_user_cache", None)
+        if cached is None or cached[0] != key:
+            self._user_cache = (key, self.user_adaptor(self.user_knowledge))
+        return self._user_cache[1][user]
 
     def _embed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         seq = batch["item_seq"]
