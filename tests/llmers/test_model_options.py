@@ -98,6 +98,9 @@ def test_kar_adds_user_and_item_knowledge(text_file) -> None:  # noqa: ANN001
     out = model(b)
     other = model({**b, "user": (b["user"] + 1) % N_USERS})
     assert not torch.allclose(out, other)  # the user's knowledge vector enters the score
+    with torch.no_grad():  # serving path: pre-computed user and item tables give the same scores
+        torch.testing.assert_close(model(b), out.detach())
+        torch.testing.assert_close(model(b), out.detach())
     with pytest.raises(ConfigError, match="user"):
         model({k: v for k, v in b.items() if k != "user"})
     loss = weighted_loss(model.train(), b)
