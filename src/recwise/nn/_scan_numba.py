@@ -37,6 +37,8 @@ __all__ = ["selective_scan_numba"]
 # CPU per kernel call (measured: 7 ms vs 0.6 ms for a batch-4 forward on a loaded 2-core VM); the
 # kernels split their work into a few coarse blocks, for which the workqueue layer is enough.
 # Applies when the layer is not chosen already (NUMBA_THREADING_LAYER) and no parallel numba code ran.
+# workqueue does not allow concurrent kernel calls from several Python threads: set
+# NUMBA_THREADING_LAYER=omp (or tbb) for that.
 if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
