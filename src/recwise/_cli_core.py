@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -122,6 +123,8 @@ def cmd_run_msr(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     rows = run(cell, prepared, train_options=train, model_options=model, out_dir=out, resume=args.resume,
                progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 wrote run.json and reports
+        return 0
     info = json.loads((out / "run.json").read_text())
     _print_run(rows, f"{args.model} on {args.dataset}, seed {args.seed}: best epoch {info['best_epoch'] + 1} of "
                f"{info['epochs_run']}, {time.perf_counter() - t0:.1f} s; results in {out / 'results.csv'}")
