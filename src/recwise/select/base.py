@@ -266,5 +266,17 @@ class FieldSelector:
         seed_everything(self.seed)
         return cls(schema, config_from_dict(cls.Config, self.backbone_options, where="backbone"))
 
+    def trained_backbone(self, train: Table, valid: Table | None) -> nn.Module:
+        """Train a fresh backbone on ``train`` with early stopping on ``valid`` (which must be given).
+
+        Sets ``model_`` and ``train_result_`` and returns the trained model (best weights).
+        """
+        if valid is None:
+            raise ConfigError(f"selector '{self.name}' needs a validation table: call fit(train, valid)")
+        model = self.build_backbone(train.schema)
+        self.train_result_ = fit_backbone(model, train, valid, self.train_config)
+        self.model_ = model
+        return model
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r}, seed={self.seed})"

@@ -26,7 +26,7 @@ from recwise.data.schema import FieldKind
 from recwise.data.table import Table
 from recwise.errors import ConfigError
 from recwise.metrics import auc, logloss
-from recwise.select.base import FieldSelector, fit_backbone, register_selector
+from recwise.select.base import FieldSelector, register_selector
 from recwise.select.shallow import _check_positive, _label, code_matrix, sparse_mask, subsample
 from recwise.train import predict
 
@@ -114,10 +114,8 @@ class PermutationDeepSelector(FieldSelector):
         c = self.config
         _check_positive(self.name, c.n_repeats, "n_repeats")
         _check_positive(self.name, c.max_samples, "max_samples")
-        if valid is None:
-            raise ConfigError("selector 'permutation_deep' needs a validation table: fit(train, valid)")
-        model = self.build_backbone(train.schema)
-        self.train_result_ = fit_backbone(model, train, valid, self.train_config)
+        model = self.trained_backbone(train, valid)
+        assert valid is not None
         held = subsample(valid, c.max_samples, self.seed)
         data = held.tensors()
         y = data["label"].numpy()

@@ -24,8 +24,7 @@ from torch import nn
 
 from recwise.data.table import Batch, BatchLoader, Table
 from recwise.errors import ConfigError
-from recwise.select._gated import require_valid
-from recwise.select.base import FieldSelector, fit_backbone, register_selector
+from recwise.select.base import FieldSelector, register_selector
 
 __all__ = ["Shark", "SharkConfig", "shark_importance"]
 
@@ -101,11 +100,8 @@ class Shark(FieldSelector):
     uses_backbone = True
 
     def _score(self, train: Table, valid: Table | None) -> np.ndarray:
-        require_valid(self.name, valid)
+        model = self.trained_backbone(train, valid)
         assert valid is not None
-        model = self.build_backbone(train.schema)
-        self.train_result_ = fit_backbone(model, train, valid, self.train_config)
-        self.model_ = model
         return self.score_model(model, valid)
 
     def score_model(self, model: nn.Module, valid: Table) -> np.ndarray:
