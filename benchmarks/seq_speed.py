@@ -125,6 +125,10 @@ def worker_recwise(model: str, kind: str, epochs: int, target: float, threads: i
 
     t_start = time.perf_counter()
     seqs, train, val, test, net, items = _recwise_setup(model, kind, threads)
+    if kind == "prefix":  # as tasks.sequential.run does (RECWISE_KEEP_MALLOC=1 turns it off)
+        from recwise.train.memory import return_freed_memory
+
+        return_freed_memory()
     bs = train_defaults(kind)["batch_size"]
     cfg = TrainConfig(epochs=epochs, batch_size=bs, eval_batch_size=4096, lr=1e-3, weight_decay=0.0,
                       patience=1000, seed=0, device="cpu")
