@@ -200,11 +200,3 @@ def search_fit(
     bar.close()
     model.load_state_dict(best_state)
     return SearchResult(best_epoch, best_auc, len(history), history)
-
-
-def require_valid(name: str, valid: object) -> None:
-    """Gate and sensitivity selectors read a validation split (as released); say so when it is missing."""
-    from recwise.errors import ConfigError
-
-    if valid is None:
-        raise ConfigError(f"selector '{name}' needs a validation table: call fit(train, valid)")

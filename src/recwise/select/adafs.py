@@ -28,8 +28,8 @@ from torch import nn
 
 from recwise.data.table import Batch, BatchLoader, Table
 from recwise.errors import ConfigError
-from recwise.select._gated import Gate, GatedModel, evaluate_gated, require_valid
-from recwise.select.base import FieldSelector, fit_backbone, register_selector
+from recwise.select._gated import Gate, GatedModel, evaluate_gated
+from recwise.select.base import FieldSelector, fit_backbone, register_selector, require_valid
 
 __all__ = ["AdaFS", "AdaFSConfig", "AdaFSGate"]
 

@@ -48,8 +48,8 @@ from torch import nn
 from recwise.data.schema import Field, FieldKind
 from recwise.data.table import Batch, Table
 from recwise.errors import ConfigError
-from recwise.select._gated import Gate, GatedModel, require_valid
-from recwise.select.base import FieldSelector, fit_backbone, register_selector
+from recwise.select._gated import Gate, GatedModel
+from recwise.select.base import FieldSelector, fit_backbone, register_selector, require_valid
 from recwise.train import TrainConfig
 
 __all__ = ["AltFS", "AltFSConfig", "SurrogateGate", "build_prompt", "llm_rank", "parse_feature", "prior_scores"]

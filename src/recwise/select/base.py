@@ -136,6 +136,12 @@ def validation_auc(model: nn.Module, data: Batch, batch_size: int = 16384) -> fl
     return auc(data["label"].numpy(), predict(model, data, batch_size))
 
 
+def require_valid(name: str, valid: object) -> None:
+    """Gate and sensitivity selectors read a validation split (as released); say so when it is missing."""
+    if valid is None:
+        raise ConfigError(f"selector '{name}' needs a validation table: call fit(train, valid)")
+
+
 def fit_backbone(
     model: nn.Module,
     train: Table | Batch,
@@ -271,8 +277,7 @@ class FieldSelector:
 
         Sets ``model_`` and ``train_result_`` and returns the trained model (best weights).
         """
-        if valid is None:
-            raise ConfigError(f"selector '{self.name}' needs a validation table: call fit(train, valid)")
+        require_valid(self.name, valid)
         model = self.build_backbone(train.schema)
         self.train_result_ = fit_backbone(model, train, valid, self.train_config)
         self.model_ = model

@@ -28,8 +28,8 @@ from torch import nn
 
 from recwise.data.table import Batch, Table
 from recwise.errors import ConfigError
-from recwise.select._gated import Gate, GatedModel, require_valid, search_fit
-from recwise.select.base import FieldSelector, register_selector
+from recwise.select._gated import Gate, GatedModel, search_fit
+from recwise.select.base import FieldSelector, register_selector, require_valid
 
 __all__ = ["LPFS", "LPFSConfig", "LPFSGate", "lpfs_gate"]
 

@@ -34,8 +34,8 @@ from torch import nn
 from recwise.data.schema import Schema
 from recwise.data.table import Batch, BatchLoader, Table
 from recwise.errors import ConfigError
-from recwise.select._gated import Gate, GatedModel, evaluate_gated, require_valid, search_fit
-from recwise.select.base import FieldSelector, register_selector
+from recwise.select._gated import Gate, GatedModel, evaluate_gated, search_fit
+from recwise.select.base import FieldSelector, register_selector, require_valid
 
 __all__ = ["OptFS", "OptFSConfig", "OptFSGate"]
 
