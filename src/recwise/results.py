@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
@@ -75,6 +76,23 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return m, s
 
 
+_LOWER = re.compile(r"(loss|rmse|mae|mse|error|_km$|^km|distance)", re.IGNORECASE)
+
+
+def lower_is_better(metric: str) -> bool:
+    """Loss-like metrics (logloss, rmse, mae, error, distances) are better when lower; the rest when higher."""
+    return bool(_LOWER.search(metric))
+
+
+def natural_key(text: str) -> tuple[str | int, ...]:
+    """Sort key with numbers compared as numbers: ``k=3`` before ``k=10``, ``len=5-20`` before ``len=20-inf``."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
+
+
+def _segment_key(segment: str) -> tuple[bool, tuple[str | int, ...]]:
+    return segment != "all", natural_key(segment)
+
+
 def summary_markdown(rows: list[ResultRow], *, split: str = "test", metrics: tuple[str, ...] = ("auc", "logloss")) -> str:
     """A table of mean ± std over seeds: one row per model, one column per (segment, metric)."""
     groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
@@ -87,7 +105,7 @@ def summary_markdown(rows: list[ResultRow], *, split: str = "test", metrics: tup
         seeds[r.model].add(r.seed)
         if r.segment not in segments:
             segments.append(r.segment)
-    segments.sort(key=lambda s: (s != "all", s))
+    segments.sort(key=_segment_key)
     models = sorted(seeds)
     cols = [(s, m) for m in metrics for s in segments]
     best: dict[tuple[str, str], float] = {}
@@ -95,17 +113,16 @@ def summary_markdown(rows: list[ResultRow], *, split: str = "test", metrics: tup
         means = [_mean_std(groups[(mod, s, m)])[0] for mod in models if groups.get((mod, s, m))]
         means = [v for v in means if not math.isnan(v)]
         if means:
-            best[(s, m)] = max(means) if m == "auc" else min(means)
+            best[(s, m)] = min(means) if lower_is_better(m) else max(means)
     lines = ["| model | seeds | " + " | ".join(f"{m} {s}" for s, m in cols) + " |",
              "|---|---|" + "---|" * len(cols)]
     for mod in models:
         cells = []
         for s, m in cols:
-            vals = groups.get((mod, s, m))
-            if not vals:
+            mean, std = _mean_std(groups.get((mod, s, m), []))
+            if math.isnan(mean):  # no rows, or an empty group (every value NaN)
                 cells.append("-")
                 continue
-            mean, std = _mean_std(vals)
             cell = f"{mean:.4f} ± {std:.4f}"
             cells.append(f"**{cell}**" if best.get((s, m)) == mean else cell)
         lines.append(f"| {mod} | {len(seeds[mod])} | " + " | ".join(cells) + " |")

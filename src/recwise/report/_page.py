@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from recwise.errors import DependencyError
-from recwise.results import atomic_write_text
+from recwise.results import atomic_write_text, lower_is_better
+from recwise.results import natural_key as _natural
 from recwise.store import ResultStore
 
 __all__ = ["build_report", "lower_is_better", "metric_order", "render_page"]
 
 # metrics shown first, in this order; the rest follow sorted by name and cutoff
 _PRIMARY = ("auc", "gauc", "aukc", "ndcg@10", "hit@10", "recall@10", "mrr@10", "accuracy", "logloss")
-_LOWER = re.compile(r"(loss|rmse|mae|mse|error|_km$|^km|distance)", re.IGNORECASE)
 _CHART_METRICS = 2  # figures per segment family: the two leading metrics
 _CURVE_FAMILIES = ("k", "len", "pop")  # ordered segment families drawn as curves; others as grouped bars
 _MAX_BAR_VALUES = 5  # ... unless a family has more values than this (and is not "scenario")
@@ -43,15 +43,6 @@ _AXIS_TITLES = {"k": "k (features kept)", "len": "history length (items)", "pop"
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
             "#17becf", "#393b79", "#ad494a", "#637939", "#8c6d31", "#7b4173", "#3182bd", "#e6550d", "#31a354",
             "#756bb1", "#636363")
-
-
-def lower_is_better(metric: str) -> bool:
-    """Loss-like metrics (logloss, rmse, mae, error, distances) are better when lower; the rest when higher."""
-    return bool(_LOWER.search(metric))
-
-
-def _natural(text: str) -> tuple[Any, ...]:
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
 
 
 def metric_order(metrics: Iterable[str]) -> list[str]:

@@ -1,0 +1,23 @@
+"""The mean ± std markdown table: column order and empty groups."""
+
+from __future__ import annotations
+
+import math
+
+from recwise.results import ResultRow, summary_markdown
+
+
+def _rows(model: str, segment: str, values: list[float]) -> list[ResultRow]:
+    return [ResultRow("sequential", "ml-100k", model, seed, "test", segment, "ndcg@10", v)
+            for seed, v in enumerate(values)]
+
+
+def test_segments_in_natural_order_and_empty_groups_shown_as_dash() -> None:
+    rows = [*_rows("a", "len=20-inf", [0.5, 0.7]), *_rows("a", "len=5-20", [0.1, 0.3]),
+            *_rows("a", "len=0-5", [math.nan, math.nan]), *_rows("a", "all", [0.2, 0.4]),
+            *_rows("b", "all", [0.1, 0.1])]
+    header, _, row_a, row_b = summary_markdown(rows, metrics=("ndcg@10",)).splitlines()
+    assert header.split(" | ")[2:] == ["ndcg@10 all", "ndcg@10 len=0-5", "ndcg@10 len=5-20", "ndcg@10 len=20-inf |"]
+    cells_a = [c.strip() for c in row_a.strip("| ").split("|")]
+    assert cells_a == ["a", "2", "**0.3000 ± 0.1414**", "-", "**0.2000 ± 0.1414**", "**0.6000 ± 0.1414**"]
+    assert "nan" not in row_b and row_b.count("-") == 3  # b has no length groups at all
