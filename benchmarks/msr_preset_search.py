@@ -5,6 +5,12 @@ the pair with the best validation AUC at one seed is its preset. Test AUC is pri
 but never used to choose. Writes a YAML fragment for ``src/recwise/configs/msr/<dataset>.yaml``.
 
     python benchmarks/msr_preset_search.py --dataset ml-100k --out results/preset-search
+
+``--grid wide --batch-sizes 1024,512`` is the second stage run for the models that stayed below the
+floor (STAR, SAR-Net) and for the floor itself: lr {1e-3, 3e-3, 1e-2} x weight decay {1e-5, 1e-4,
+1e-3} at smaller batches. Results of both stages share one log, keyed by (model, lr, wd, batch).
+
+    python benchmarks/msr_preset_search.py --models star,sarnet,lr --grid wide --batch-sizes 1024,512
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from recwise.registry import list_models
 from recwise.tasks.msr import MSRRun, run
 
 GRID = [(1e-3, 1e-5), (3e-3, 1e-5), (3e-3, 1e-4), (1e-2, 1e-4)]
+WIDE = [(lr, wd) for lr in (1e-3, 3e-3, 1e-2) for wd in (1e-5, 1e-4, 1e-3)]
+DEFAULT_BATCH = 4096  # TrainConfig.batch_size; log lines without a batch size ran at it
 
 
 def main() -> None:
@@ -31,8 +39,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--patience", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--grid", choices=["base", "wide"], default="base")
+    ap.add_argument("--batch-sizes", default=str(DEFAULT_BATCH), help="comma-separated")
     ap.add_argument("--out", type=Path, default=Path("results/preset-search"))
     args = ap.parse_args()
+    grid = [(lr, wd, bs) for bs in map(int, args.batch_sizes.split(","))
+            for lr, wd in (GRID if args.grid == "base" else WIDE)]
     torch.set_num_threads(args.threads)
     prepared = prepare(args.dataset, args.data_dir)
     models = list_models("msr") if args.models == "all" else args.models.split(",")
@@ -42,30 +54,35 @@ def main() -> None:
     if log.exists():
         for line in log.read_text().splitlines():
             r = json.loads(line)
-            done[(r["model"], r["lr"], r["weight_decay"])] = r
+            r.setdefault("batch_size", DEFAULT_BATCH)
+            done[(r["model"], r["lr"], r["weight_decay"], r["batch_size"])] = r
     for model in models:
-        for lr, wd in GRID:
-            if (model, lr, wd) in done:
+        for lr, wd, bs in grid:
+            if (model, lr, wd, bs) in done:
                 continue
             t0 = time.perf_counter()
-            opts = {"lr": lr, "weight_decay": wd, "patience": args.patience, "epochs": 200 if model == "lr" else 60}
+            opts = {"lr": lr, "weight_decay": wd, "batch_size": bs, "patience": args.patience,
+                    "epochs": 200 if model == "lr" else 60}
             rows = run(MSRRun(args.dataset, model, args.seed), prepared, train_options=opts, progress=False)
             r = {(x.split, x.metric): x.value for x in rows if x.segment == "all"}
-            rec = {"model": model, "lr": lr, "weight_decay": wd, "val_auc": r[("val", "auc")],
+            rec = {"model": model, "lr": lr, "weight_decay": wd, "batch_size": bs, "val_auc": r[("val", "auc")],
                    "test_auc": r[("test", "auc")], "seconds": time.perf_counter() - t0}
-            done[(model, lr, wd)] = rec
+            done[(model, lr, wd, bs)] = rec
             with open(log, "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
-            print(f"{model:<13} lr {lr:<6g} wd {wd:<6g} val {rec['val_auc']:.4f} test {rec['test_auc']:.4f} "
+            print(f"{model:<13} lr {lr:<6g} wd {wd:<6g} batch {bs:<5d} val {rec['val_auc']:.4f} test {rec['test_auc']:.4f} "
                   f"{rec['seconds']:.0f}s", flush=True)
-    print("\nchosen on validation AUC:\n| model | lr | weight decay | val AUC | (test AUC) |\n|---|---|---|---|---|")
+    print("\nchosen on validation AUC over every logged run:\n"
+          "| model | lr | weight decay | batch | val AUC | (test AUC) |\n|---|---|---|---|---|---|")
     yaml_lines = ["models:"]
     for model in models:
-        recs = [done[(model, lr, wd)] for lr, wd in GRID if (model, lr, wd) in done]
-        best = max(recs, key=lambda r: r["val_auc"])
-        print(f"| {model} | {best['lr']:g} | {best['weight_decay']:g} | {best['val_auc']:.4f} | ({best['test_auc']:.4f}) |")
-        yaml_lines.append(f"  {model}:\n    train: {{lr: {best['lr']:g}, weight_decay: {best['weight_decay']:g}, "
-                          f"patience: {args.patience}}}")
+        best = max((r for k, r in done.items() if k[0] == model), key=lambda r: r["val_auc"])
+        bs = best["batch_size"]
+        print(f"| {model} | {best['lr']:g} | {best['weight_decay']:g} | {bs} | {best['val_auc']:.4f} "
+              f"| ({best['test_auc']:.4f}) |")
+        batch = "" if bs == DEFAULT_BATCH else f", batch_size: {bs}"
+        yaml_lines.append(f"  {model}:\n    train: {{lr: {best['lr']:g}, weight_decay: {best['weight_decay']:g}"
+                          f"{batch}, patience: {args.patience}}}")
     (args.out / "preset.yaml").write_text("\n".join(yaml_lines) + "\n")
     print(f"\nYAML fragment in {args.out / 'preset.yaml'}")
 
