@@ -91,3 +91,18 @@ def test_same_seed_same_numbers(planted: Prepared) -> None:
     a = _trainer(planted, None, epochs=2).fit(train)
     b = _trainer(planted, None, epochs=2).fit(train)
     assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_subnormals_flushed_only_while_fitting_and_only_when_asked(planted: Prepared, flush: bool) -> None:
+    train = planted.part("train").tensors()
+    tiny = torch.tensor([1e-39])  # subnormal in float32
+    doubled = float((tiny * 2)[0])
+    assert doubled > 0.0
+    seen = []
+    t = _trainer(planted, None, epochs=2)
+    t.config = TrainConfig(epochs=2, batch_size=256, patience=5, flush_denormal=flush)
+    t.monitor = lambda m: (seen.append(float((tiny * 2)[0])), 0.5)[1]
+    t.fit(train)
+    assert seen == ([0.0, 0.0] if flush else [doubled, doubled])
+    assert float((tiny * 2)[0]) == doubled  # restored after fit
