@@ -108,10 +108,11 @@ def summary_markdown(rows: list[ResultRow], *, split: str = "test", metrics: tup
     segments.sort(key=_segment_key)
     models = sorted(seeds)
     cols = [(s, m) for m in metrics for s in segments]
+    # mean ± std per (model, segment, metric); no rows or an empty group (every value NaN) is absent
+    stats = {key: ms for key, vals in groups.items() if not math.isnan((ms := _mean_std(vals))[0])}
     best: dict[tuple[str, str], float] = {}
     for s, m in cols:
-        means = [_mean_std(groups[(mod, s, m)])[0] for mod in models if groups.get((mod, s, m))]
-        means = [v for v in means if not math.isnan(v)]
+        means = [stats[(mod, s, m)][0] for mod in models if (mod, s, m) in stats]
         if means:
             best[(s, m)] = min(means) if lower_is_better(m) else max(means)
     lines = ["| model | seeds | " + " | ".join(f"{m} {s}" for s, m in cols) + " |",
@@ -119,10 +120,10 @@ def summary_markdown(rows: list[ResultRow], *, split: str = "test", metrics: tup
     for mod in models:
         cells = []
         for s, m in cols:
-            mean, std = _mean_std(groups.get((mod, s, m), []))
-            if math.isnan(mean):  # no rows, or an empty group (every value NaN)
+            if (mod, s, m) not in stats:
                 cells.append("-")
                 continue
+            mean, std = stats[(mod, s, m)]
             cell = f"{mean:.4f} ± {std:.4f}"
             cells.append(f"**{cell}**" if best.get((s, m)) == mean else cell)
         lines.append(f"| {mod} | {len(seeds[mod])} | " + " | ".join(cells) + " |")
