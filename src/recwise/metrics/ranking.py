@@ -40,25 +40,33 @@ def mask_history(scores: torch.Tensor, items: torch.Tensor, start: torch.Tensor,
     return scores
 
 
+def _ranks(ranks: np.ndarray) -> np.ndarray:
+    """Ranks as float64 (exact up to 2**53), so every gain and mean below is summed in float64."""
+    return np.asarray(ranks, dtype=np.float64)
+
+
 def hit_at_k(ranks: np.ndarray, k: int) -> float:
-    return float(np.mean(ranks < k)) if len(ranks) else float("nan")
+    r = _ranks(ranks)
+    return float(np.mean(r < k, dtype=np.float64)) if len(r) else float("nan")
 
 
 def ndcg_at_k(ranks: np.ndarray, k: int) -> float:
-    if not len(ranks):
+    r = _ranks(ranks)
+    if not len(r):
         return float("nan")
-    return float(np.mean(np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)))
+    return float(np.mean(np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)))
 
 
 def mrr_at_k(ranks: np.ndarray, k: int) -> float:
-    if not len(ranks):
+    r = _ranks(ranks)
+    if not len(r):
         return float("nan")
-    return float(np.mean(np.where(ranks < k, 1.0 / (ranks + 1.0), 0.0)))
+    return float(np.mean(np.where(r < k, 1.0 / (r + 1.0), 0.0)))
 
 
 def ranking_metrics(ranks: np.ndarray, ks: Sequence[int] = (5, 10, 20)) -> dict[str, float]:
     """``{"hit@k", "ndcg@k", "mrr@k"}`` for every k from 0-based ranks of the targets."""
-    ranks = np.asarray(ranks)
+    ranks = _ranks(ranks)
     out: dict[str, float] = {}
     for k in ks:
         out[f"hit@{k}"] = hit_at_k(ranks, k)

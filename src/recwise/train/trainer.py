@@ -254,7 +254,9 @@ class Trainer:
             loader.set_epoch(epoch)
             self.model.train()
             t0 = time.perf_counter()
-            loss_sum = torch.zeros((), device=self.device)
+            # float64 on the device: no sync per step, and the epoch loss does not drift with the
+            # number of batches (a float32 running sum rounds every addition to 24 bits)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
             for batch in loader:
                 loss = self.loss_fn(net, batch)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -264,7 +266,7 @@ class Trainer:
                 else:
                     loss.backward()
                 self.optimizer.step()
-                loss_sum += loss.detach()
+                loss_sum += loss.detach().to(torch.float64)
             train_seconds = time.perf_counter() - t0
             if self.world_size > 1:
                 dist.all_reduce(loss_sum)
