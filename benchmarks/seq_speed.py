@@ -106,7 +106,7 @@ def _recwise_setup(model: str, kind: str, threads: int) -> tuple[Any, ...]:
     from recwise.data.seq_datasets import load_sequences
     from recwise.data.sequence import eval_inputs
     from recwise.registry import get_model
-    from recwise.tasks.sequential import make_examples, seq_schema
+    from recwise.data.sequence import make_examples, seq_schema
 
     torch.set_num_threads(threads)
     seqs, _ = load_sequences("ml-100k", use_cache=False)
@@ -120,7 +120,8 @@ def _recwise_setup(model: str, kind: str, threads: int) -> tuple[Any, ...]:
 
 
 def worker_recwise(model: str, kind: str, epochs: int, target: float, threads: int) -> dict[str, Any]:
-    from recwise.tasks.sequential import evaluate, seq_loss, train_defaults
+    from recwise.tasks.sequential import evaluate, seq_loss
+    from recwise.train.presets import sequential_train_defaults as train_defaults
     from recwise.train import TrainConfig, Trainer
 
     t_start = time.perf_counter()

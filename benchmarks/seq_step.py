@@ -56,7 +56,9 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from recwise.registry import get_model
-    from recwise.tasks.sequential import make_examples, seq_loss, seq_schema, train_defaults
+    from recwise.data.sequence import make_examples, seq_schema
+    from recwise.tasks.sequential import seq_loss
+    from recwise.train.presets import sequential_train_defaults as train_defaults
 
     seqs, source = load(50)
     rows = []

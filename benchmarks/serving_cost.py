@@ -61,7 +61,7 @@ def _pass(model: torch.nn.Module, data: dict[str, torch.Tensor], batch: int) -> 
 def build_models(text_path: Path, from_results: Path | None, layers: int) -> dict[str, tuple[torch.nn.Module, str]]:
     """name -> (model, backbone name)."""
     from recwise.models.seq.sasrec import SASRec, SASRecConfig
-    from recwise.tasks.sequential import seq_schema
+    from recwise.data.sequence import seq_schema
     from recwise.train import load_model
 
     schema = seq_schema(N_ITEMS_ML100K)

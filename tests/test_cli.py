@@ -87,7 +87,7 @@ def test_missing_data_dir_says_what_to_do(tmp_path: Path, capsys: pytest.Capture
 
 def test_bench_is_resumable_and_records_failures(ml100k_dir: Path, rw_home: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import recwise.tasks.msr as msr
+    import recwise.tasks.msr.protocol as msr
 
     out = tmp_path / "bench"
     args = ["--quiet", "bench", "msr", "--models", "lr,sharedbottom", "--seeds", "2", "--epochs", "1",

@@ -1,43 +1,199 @@
 """The ``recwise`` command line.
 
-Each command group lives in its own module and exposes ``register(subparsers)``, which adds its
-parser and sets ``func(args) -> int``. Errors derived from RecwiseError print as one line on
+``run <task>`` and ``bench <task>`` are built here for every registered task
+(:data:`recwise.tasks.base.TASKS`) with one set of shared options; a task adds only its own
+flags (:meth:`~recwise.tasks.base.Task.add_arguments`). ``run`` is a grid of one cell: both go
+through the task's cell function. Other command groups (``llm``, ``results``, ``report``) expose
+``register(subparsers, add_common)``. Errors derived from RecwiseError print as one line on
 stderr with exit status 2; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from recwise.errors import RecwiseError
+from recwise.errors import ConfigError, RecwiseError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+    p.add_argument("--threads", type=int, default=argparse.SUPPRESS,
+                   help="torch intra-op threads (default: torch's; 1 inside a cell in deterministic mode)")
+
+
+# ---------------------------------------------------------------------------------------------
+# run <task> / bench <task>
+
+
+def _add_task_parsers(run_sub: argparse._SubParsersAction, bench_sub: argparse._SubParsersAction) -> None:
+    from recwise.bench import add_grid_arguments
+    from recwise.tasks.base import TASKS
+
+    for name in TASKS.names():
+        task = TASKS.get(name)
+        for bench, sub in ((False, run_sub), (True, bench_sub)):
+            help_ = (task.bench_help or f"{task.help}: a grid of {task.unit}s x seeds") if bench else task.help
+            q = sub.add_parser(name, help=help_, description=help_)
+            q.add_argument("--dataset", default=task.default_dataset, help=task.dataset_help or None)
+            q.add_argument("--data-dir", default=None, help="read the raw files from this folder")
+            q.add_argument("--epochs", type=int, default=None, help="maximum epochs (early stopping may end sooner)")
+            q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=task.set_help)
+            if bench:
+                q.add_argument(f"--{task.unit}s", dest="units", default=task.default_units,
+                               help=f"comma-separated names or 'all' (`recwise models {name}`)")
+                q.add_argument("--seeds", type=int, default=3, help="number of seeds (0..n-1)")
+                q.add_argument("--out", type=Path, default=None,
+                               help=f"output folder (default {task.default_out('<dataset>', bench=True)})")
+                add_grid_arguments(q)
+            else:
+                q.add_argument(f"--{task.unit}", dest="unit", default=task.default_unit,
+                               help=f"registered name (`recwise models {name}`)")
+                q.add_argument("--seed", type=int, default=0)
+                q.add_argument("--out", type=Path, default=None, help="output folder (default runs/...)")
+                q.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
+            g = q.add_mutually_exclusive_group()
+            g.add_argument("--deterministic", dest="deterministic", action="store_true", default=None,
+                           help="bit-identical numbers at any --threads: each cell computes on one thread "
+                                "(default for bench)")
+            g.add_argument("--no-deterministic", dest="deterministic", action="store_false",
+                           help="let torch use --threads inside a cell (default for run)")
+            task.add_arguments(q, bench=bench)
+            _add_common(q)
+            q.set_defaults(func=cmd_bench if bench else cmd_run, task_name=name)
+
+
+def _deterministic(args: argparse.Namespace, *, bench: bool) -> bool:
+    return bench if args.deterministic is None else bool(args.deterministic)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import torch
+
+    from recwise.tasks.base import get_task
+    from recwise.train.determinism import deterministic
+
+    task = get_task(args.task_name)
+    task.check_unit(args.unit)  # fail fast on a bad name or option, before reading data
+    options = task.options(args, [args.unit])
+    shared, extra = task.load(args, None)
+    cell = task.cells(args, [args.unit], [args.seed], {**options, **extra})[0]
+    out = args.out or task.default_out(args.dataset, bench=False, cell=cell)
+    det = _deterministic(args, bench=False)
+    t0 = time.perf_counter()
+    with deterministic(det):
+        threads_used = torch.get_num_threads()
+        rows = task.run_cell(cell, out, shared, resume=args.resume, progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 wrote its outputs and reports
+        return 0
+    from recwise.provenance import provenance
+    from recwise.results import stamp_run_json
+
+    stamp_run_json(out / "run.json", provenance(executor="run", deterministic=det, threads=threads_used))
+    print(task.run_report(cell, rows, out, time.perf_counter() - t0))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from recwise.bench import grid_options, run_grid
+    from recwise.results import atomic_write_text
+    from recwise.tasks.base import get_task, run_task_cell
+
+    task = get_task(args.task_name)
+    units = task.expand_units(args.units)
+    if args.seeds < 1:
+        raise ConfigError(f"option --seeds must be >= 1; got {args.seeds}")
+    grid = grid_options(args)
+    grid["deterministic"] = _deterministic(args, bench=True)
+    options = task.options(args, units)
+    out: Path = args.out or task.default_out(args.dataset, bench=True)
+    shared, extra = task.load(args, out)
+    cells = task.cells(args, units, range(args.seeds), {**options, **extra})
+    res = run_grid(cells, run_task_cell, out, shared=shared, **grid)
+    md = task.bench_report(res, out, args.dataset)
+    if res.failed:
+        md += "\nFailed cells:\n\n" + "".join(f"- {f.title}: {f.reason}\n" for f in res.failed)
+    atomic_write_text(out / "results.md", md)
+    print(md)
+    print(f"{res.ran} cells run, {res.reused} reused, {len(res.failed)} failed in {res.wall_seconds:.1f} s "
+          f"({grid['executor']} executor, {'deterministic' if grid['deterministic'] else 'not deterministic'}); "
+          f"results in {out / 'results.csv'} and {out / 'results.md'}")
+    return 1 if res.failed else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# models, data
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from recwise.tasks.base import get_task
+
+    print("\n".join(get_task(args.task).units()))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from recwise.data.download import download
+
+    path = download(args.name, args.dest, source=args.source, quiet=args.quiet)
+    if not args.quiet:
+        print(f"{args.name}: raw files in {path}")
+    return 0
+
+
+def cmd_list_datasets(args: argparse.Namespace) -> int:
+    from recwise.data.catalog import catalog
+
+    for group, entries in catalog().items():
+        print(f"{group}:")
+        for name, description in entries:
+            print(f"  {name:<14} {description}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from recwise.tasks.base import TASKS
+
     parser = argparse.ArgumentParser(prog="recwise", description="recommender and LLM-retrieval research toolkit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     sub = parser.add_subparsers(dest="command", required=True)
-    from recwise import _cli_core
 
-    _cli_core.register(sub, _add_common)
-    try:
-        from recwise.llm import _cli as llm_cli
-    except ImportError:  # the LLM layer's CLI is optional
-        llm_cli = None  # type: ignore[assignment]
-    if llm_cli is not None:
-        llm_cli.register(sub, _add_common)
-    from recwise.report import _cli as report_cli  # `results` and `report`; duckdb/plotly load on use
+    p = sub.add_parser("run", help="train and test one model (one cell)")
+    run_sub = p.add_subparsers(dest="task", required=True)
+    p = sub.add_parser("bench", help="a grid of models x seeds: resumable, local or on Ray, into the results store")
+    bench_sub = p.add_subparsers(dest="task", required=True)
+    _add_task_parsers(run_sub, bench_sub)
 
+    p = sub.add_parser("models", help="list the models (or methods) of a task")
+    p.add_argument("task", choices=TASKS.names())
+    _add_common(p)
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("data", help="dataset files")
+    ds = p.add_subparsers(dest="action", required=True)
+    q = ds.add_parser("download", help="fetch a dataset's raw files (or say where to get them)")
+    q.add_argument("name")
+    q.add_argument("--dest", type=Path, default=None, help="raw folder (default $RECWISE_HOME/raw/<name>)")
+    q.add_argument("--source", default="auto", help="auto | url | pypi (ml-100k from the recbole wheel)")
+    _add_common(q)
+    q.set_defaults(func=cmd_download)
+    q = ds.add_parser("list", help="list the datasets of every task")
+    _add_common(q)
+    q.set_defaults(func=cmd_list_datasets)
+
+    from recwise.llm import cli as llm_cli
+    from recwise.report import cli as report_cli  # `results` and `report`; duckdb/plotly load on use
+
+    llm_cli.register(sub, _add_common)
     report_cli.register(sub, _add_common)
     return parser
 
@@ -46,13 +202,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
-    if args.threads is not None:
-        if args.threads < 1:
-            print(f"recwise: error: option --threads must be >= 1; got {args.threads}", file=sys.stderr)
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            print(f"recwise: error: option --threads must be >= 1; got {threads}", file=sys.stderr)
             return 2
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads)
     try:
         return int(args.func(args) or 0)
     except RecwiseError as exc:

@@ -8,7 +8,6 @@ choices) and rejected with a message naming the option when they do not fit.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import typing
@@ -22,8 +21,9 @@ C = TypeVar("C")
 
 
 def _suggest(key: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(key, valid, n=1)
-    return f"; did you mean '{close[0]}'?" if close else f"; valid options: {', '.join(sorted(valid))}"
+    from recwise.registry import did_you_mean
+
+    return did_you_mean(key, valid).replace("; known:", "; valid options:")
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:

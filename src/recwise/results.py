@@ -11,10 +11,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from recwise.errors import DataError
 
-__all__ = ["COLUMNS", "ResultRow", "read_results", "summary_markdown", "write_results"]
+__all__ = ["COLUMNS", "ResultRow", "atomic_write_text", "read_results", "stamp_run_json", "summary_markdown", "write_results"]
 
 
 @dataclass(frozen=True)
@@ -128,3 +129,14 @@ def summary_markdown(rows: list[ResultRow], *, split: str = "test", metrics: tup
             cells.append(f"**{cell}**" if best.get((s, m)) == mean else cell)
         lines.append(f"| {mod} | {len(seeds[mod])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def stamp_run_json(path: Path, provenance: dict[str, Any]) -> None:
+    """Add ``provenance`` to the ``run.json`` a run wrote at ``path`` (nothing when there is none)."""
+    import json
+
+    if not path.exists():
+        return
+    info = json.loads(path.read_text())
+    info["provenance"] = provenance
+    atomic_write_text(path, json.dumps(info, indent=1, default=list))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from recwise.bench import Cell, run_grid
-from recwise.bench.cells import msr_cell
+from recwise.tasks.base import run_task_cell
 from recwise.cli import main
 from recwise.data.cache import Prepared
 from recwise.errors import ConfigError
@@ -156,7 +156,7 @@ def test_msr_cells_give_the_same_rows_as_a_direct_run(planted: Prepared, tmp_pat
     from recwise.tasks.msr import MSRRun, run
 
     opts = {"train": {"epochs": 1, "batch_size": 512}, "model": {}}
-    res = run_grid([Cell("msr", "planted", "lr", 3, opts)], msr_cell, tmp_path, shared=planted, store=False,
+    res = run_grid([Cell("msr", "planted", "lr", 3, opts)], run_task_cell, tmp_path, shared=planted, store=False,
                    quiet=True)
     direct = run(MSRRun("planted", "lr", 3), planted, train_options=opts["train"], progress=False)
     assert res.rows == direct and len(direct) > 0

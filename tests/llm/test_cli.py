@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from recwise.errors import ConfigError
-from recwise.llm._cli import register
+from recwise.llm.cli import register
 
 from .conftest import needs_minilm, needs_smollm
 

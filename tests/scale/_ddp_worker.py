@@ -68,7 +68,7 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     out_dir = Path(out)
     writes: list[str] = []
-    import recwise.tasks.msr as msr
+    import recwise.tasks.msr.protocol as msr
     import recwise.train.trainer as trainer_mod
 
     def counting(name: str, fn: Any) -> Any:

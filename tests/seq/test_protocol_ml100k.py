@@ -7,7 +7,8 @@ import torch
 
 from recwise.data.sequence import eval_inputs, prefix_examples
 from recwise.models.seq.pop import Pop
-from recwise.tasks.sequential import SeqRun, evaluate, run, seq_schema
+from recwise.data.sequence import seq_schema
+from recwise.tasks.sequential import SeqRun, evaluate, run
 
 
 def _popularity(seqs):  # noqa: ANN001, ANN202

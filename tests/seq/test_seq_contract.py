@@ -7,7 +7,8 @@ import torch
 
 from recwise.data.sequence import eval_inputs
 from recwise.registry import get_model, list_models
-from recwise.tasks.sequential import evaluate, make_examples, seq_loss, seq_schema
+from recwise.data.sequence import make_examples, seq_schema
+from recwise.tasks.sequential import evaluate, seq_loss
 from recwise.train.checkpoint import load_model, save_model
 
 MODELS = list_models("sequential")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from recwise.models.seq.sigma import SIGMA, GMambaBlock, SIGMAConfig, partial_flip
-from recwise.tasks.sequential import seq_schema
+from recwise.data.sequence import seq_schema
 
 
 def test_flip_covers_exactly_first_45_of_50() -> None:

@@ -68,7 +68,8 @@ from typing import Any, Literal, Protocol
 import recwise
 from recwise.config import config_hash
 from recwise.errors import ConfigError, DataError, DependencyError
-from recwise.results import ResultRow, atomic_write_text, read_results, write_results
+from recwise.provenance import provenance
+from recwise.results import ResultRow, atomic_write_text, read_results, stamp_run_json, write_results
 
 __all__ = ["Cell", "CellRecord", "GridResult", "LocalExecutor", "RayExecutor", "add_grid_arguments",
            "grid_options", "run_grid"]
@@ -128,6 +129,9 @@ class CellRecord:
     executor: str = ""
     host: str = ""
     finished_at: str = ""
+    threads: int | None = None  # torch threads the cell computed with
+    deterministic: bool = False
+    git_commit: str | None = None
 
 
 @dataclass
@@ -168,20 +172,30 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def execute_cell(fn: CellFn, cell: Cell, out_dir: str, shared: Any, threads: int | None) -> dict[str, Any]:
-    """Run one cell and measure it; returns rows and measures. Exceptions propagate."""
-    if threads is not None:
-        import torch
+def execute_cell(fn: CellFn, cell: Cell, out_dir: str, shared: Any, threads: int | None,
+                 deterministic: bool = False) -> dict[str, Any]:
+    """Run one cell and measure it; returns rows and measures. Exceptions propagate.
 
+    ``deterministic``: compute inside :func:`recwise.train.determinism.deterministic` (one thread,
+    deterministic algorithms), so the numbers do not depend on ``threads`` or the executor.
+    """
+    import torch
+
+    from recwise.train.determinism import deterministic as deterministic_mode
+
+    if threads is not None:
         torch.set_num_threads(threads)
     scope = _reset_peak_rss()
     t0 = time.perf_counter()
-    rows = fn(cell, Path(out_dir), shared)
+    with deterministic_mode(deterministic):
+        used_threads = torch.get_num_threads()
+        rows = fn(cell, Path(out_dir), shared)
     wall = time.perf_counter() - t0
     if not isinstance(rows, list) or not all(isinstance(r, ResultRow) for r in rows):
         raise TypeError(f"cell function {getattr(fn, '__name__', fn)!r} must return a list of ResultRow")
     return {"rows": rows, "measures": {"wall_seconds": wall, "peak_rss_mb": _peak_rss_mb(), "rss_scope": scope,
-                                       "host": socket.gethostname(), "pid": os.getpid()}}
+                                       "host": socket.gethostname(), "pid": os.getpid(),
+                                       "threads": used_threads}}
 
 
 def _reason(exc: BaseException) -> str:
@@ -217,8 +231,8 @@ class LocalExecutor:
     name = "local"
     slots = 1
 
-    def __init__(self, fn: CellFn, shared: Any, threads: int | None = None) -> None:
-        self.fn, self.shared, self.threads = fn, shared, threads
+    def __init__(self, fn: CellFn, shared: Any, threads: int | None = None, deterministic: bool = False) -> None:
+        self.fn, self.shared, self.threads, self.deterministic = fn, shared, threads, deterministic
         self._queue: deque[_Job] = deque()
 
     def submit(self, job: _Job) -> None:
@@ -228,7 +242,7 @@ class LocalExecutor:
         job = self._queue.popleft()
         notify(job)
         try:
-            out = execute_cell(self.fn, job.cell, str(job.out_dir), self.shared, self.threads)
+            out = execute_cell(self.fn, job.cell, str(job.out_dir), self.shared, self.threads, self.deterministic)
         except ConfigError:
             raise
         except Exception as exc:  # the cell failed; the grid goes on
@@ -259,7 +273,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, fn: CellFn, shared: Any, threads: int | None = None, *, address: str | None = None,
-                 workers: int | None = None, gpus: float = 0.0) -> None:
+                 workers: int | None = None, gpus: float = 0.0, deterministic: bool = False) -> None:
         try:
             import ray
         except ImportError:
@@ -268,6 +282,7 @@ class RayExecutor:
 
         self.ray = ray
         self.threads = 1 if threads is None else threads
+        self.deterministic = deterministic
         self._started = False
         self._temp_dir: str | None = None
         if address is not None:
@@ -297,7 +312,8 @@ class RayExecutor:
         self._remote = ray.remote(execute_cell).options(num_cpus=self.threads, num_gpus=gpus, max_retries=0)
 
     def submit(self, job: _Job) -> None:
-        ref = self._remote.remote(self._fn, job.cell, str(job.out_dir), self._shared_ref, self.threads)
+        ref = self._remote.remote(self._fn, job.cell, str(job.out_dir), self._shared_ref, self.threads,
+                                  self.deterministic)
         self._pending[ref] = job
 
     def next_done(self, notify: Callable[[_Job | None], None]) -> tuple[_Job, _Outcome]:
@@ -342,19 +358,6 @@ class RayExecutor:
 # the runner
 
 
-def _git_commit() -> str | None:
-    import subprocess
-
-    try:
-        proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(recwise.__file__).resolve().parent,
-                              capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if proc.returncode != 0:
-        return None
-    return proc.stdout.strip() or None
-
-
 def _read_record(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
@@ -393,6 +396,7 @@ def run_grid(
     gpus: float = 0.0,
     store: Path | str | None | Literal[False] = None,
     quiet: bool = False,
+    deterministic: bool = False,
 ) -> GridResult:
     """Run the missing or failed cells of a grid; write ``results.csv`` and ``failures.json`` in ``out``.
 
@@ -409,6 +413,8 @@ def run_grid(
     gpus : GPUs each Ray cell reserves (a fraction shares one); with 0 Ray hides the GPUs from the cell.
     store : results store path; None for the store's default, False for none.
     quiet : no progress bar.
+    deterministic : run every cell in deterministic mode (one thread, deterministic algorithms):
+        the same numbers whatever ``threads`` and the executor.
     """
     from tqdm.auto import tqdm
 
@@ -444,17 +450,21 @@ def run_grid(
     ex: Executor
     if isinstance(executor, str):
         if executor == "local":
-            ex = LocalExecutor(fn, shared, threads)
+            ex = LocalExecutor(fn, shared, threads, deterministic)
         elif executor == "ray":
             # nothing to run: no need to start Ray
-            ex = RayExecutor(fn, shared, threads, address=address, workers=workers, gpus=gpus) if todo \
-                else LocalExecutor(fn, shared, threads)
+            ex = RayExecutor(fn, shared, threads, address=address, workers=workers, gpus=gpus,
+                             deterministic=deterministic) if todo \
+                else LocalExecutor(fn, shared, threads, deterministic)
         else:
             raise ConfigError(f"option --executor must be 'local' or 'ray'; got {executor!r}")
     else:
         ex = executor
     db = _open_store(store) if todo else None
-    base_meta = {"version": recwise.__version__, "git_commit": _git_commit(), "source": f"grid:{out}"}
+    prov = provenance(executor=ex.name, deterministic=deterministic)
+    base_meta = {"version": recwise.__version__, "git_commit": prov["git_commit"], "source": f"grid:{out}",
+                 "executor": ex.name, "deterministic": deterministic,
+                 "packages": json.dumps(prov.get("packages"), sort_keys=True)}
 
     bar = tqdm(total=len(cells), initial=reused, desc="cells", unit="cell", disable=quiet, dynamic_ncols=True)
     failed: list[CellRecord] = []
@@ -471,20 +481,22 @@ def run_grid(
         meta = {**base_meta, "config_hash": c.key}
         rec = CellRecord(c.key, c.task, c.dataset, c.model, c.seed, c.tag, c.path,
                          "done" if outcome.status == "done" else "failed", attempts=job.attempt,
-                         reason=outcome.reason, executor=ex.name,
+                         reason=outcome.reason, executor=ex.name, deterministic=deterministic,
+                         git_commit=prov["git_commit"],
                          finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        for k in ("wall_seconds", "peak_rss_mb", "rss_scope", "host"):
+        for k in ("wall_seconds", "peak_rss_mb", "rss_scope", "host", "threads"):
             if k in outcome.measures:
                 setattr(rec, k, outcome.measures[k])
         cdir.mkdir(parents=True, exist_ok=True)
         if outcome.status == "done":
             rows_of[job.index] = outcome.rows
             write_results(cdir / "results.csv", outcome.rows)
+            stamp_run_json(cdir / "run.json", {**prov, "threads": rec.threads, "host": rec.host})
             (cdir / "error.txt").unlink(missing_ok=True)
             n_done += 1
             if db is not None:  # STORE HOOK (see _open_store)
                 db.append(outcome.rows, {**meta, "wall_seconds": rec.wall_seconds,
-                                         "peak_rss_mb": rec.peak_rss_mb, "host": rec.host})
+                                         "peak_rss_mb": rec.peak_rss_mb, "host": rec.host, "threads": rec.threads})
         else:
             atomic_write_text(cdir / "error.txt", f"{outcome.reason}\n\n{outcome.trace}")
             failed.append(rec)

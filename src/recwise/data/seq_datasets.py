@@ -40,6 +40,7 @@ from recwise.data.schema import Field, FieldKind, Schema
 from recwise.data.sequence import Interval, Sequences, build_sequences
 from recwise.data.table import Table
 from recwise.errors import ConfigError, DataError
+from recwise.registry import Registry
 
 __all__ = ["SeqDatasetInfo", "list_seq_datasets", "load_sequences", "read_interactions", "seq_dataset_info"]
 
@@ -58,25 +59,19 @@ class SeqDatasetInfo:
     version: int = 1
 
 
-_SEQ: dict[str, SeqDatasetInfo] = {}
+SEQ_DATASETS: Registry[SeqDatasetInfo] = Registry("sequential dataset", hint="(`recwise data list` lists them)")
 
 
 def _register(info: SeqDatasetInfo) -> None:
-    _SEQ[info.name] = info
+    SEQ_DATASETS.add(info.name, info)
 
 
 def list_seq_datasets() -> list[str]:
-    return sorted(_SEQ)
+    return SEQ_DATASETS.names()
 
 
 def seq_dataset_info(name: str) -> SeqDatasetInfo:
-    if name not in _SEQ:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(_SEQ), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(list_seq_datasets())}"
-        raise ConfigError(f"unknown sequential dataset '{name}'{hint}")
-    return _SEQ[name]
+    return SEQ_DATASETS.get(name)
 
 
 # ----------------------------------------------------------------------------- raw readers

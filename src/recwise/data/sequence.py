@@ -37,9 +37,13 @@ from typing import Literal
 import numpy as np
 import torch
 
+from recwise.data.schema import Field, FieldKind, Schema
 from recwise.errors import ConfigError, DataError
 
 __all__ = [
+    "SeqDataConfig",
+    "make_examples",
+    "seq_schema",
     "Padding",
     "Sequences",
     "build_sequences",
@@ -233,3 +237,37 @@ def eval_inputs(
     return {"item_seq": torch.from_numpy(seq), "item_len": torch.from_numpy(length),
             "target": torch.from_numpy(seqs.items[tpos].copy()), "user": torch.from_numpy(users),
             "hist_start": torch.from_numpy(start[users].copy()), "hist_end": torch.from_numpy(tpos.copy())}
+
+
+# ----------------------------------------------------------------------------- protocol options and examples
+
+
+@dataclass(frozen=True)
+class SeqDataConfig:
+    """Data and protocol options (``--set data.<name>=...``)."""
+
+    max_len: int = 0  # 0: the dataset's default (50; 200 for ML-1M)
+    padding: Literal["right", "left"] = "right"
+    examples: Literal["auto", "prefix", "sequence", "cloze"] = "auto"
+    mask_history: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_len < 0:
+            raise ConfigError(f"option 'data.max_len' must be >= 0; got {self.max_len}")
+
+
+def seq_schema(n_items: int) -> Schema:
+    """``n_items`` real items -> the schema models are built from (vocab includes padding 0)."""
+    return Schema((Field("item_seq", FieldKind.SEQUENCE, n_items + 1, "item ids, 0 = padding"),))
+
+
+def make_examples(seqs: Sequences, kind: str, max_len: int, padding: Padding) -> dict[str, torch.Tensor]:
+    """Training examples of one construction: ``prefix``, ``sequence`` or ``cloze`` (BERT4Rec)."""
+    if kind == "prefix":
+        return prefix_examples(seqs, max_len, padding)
+    if kind in ("sequence", "cloze"):
+        ex = sequence_examples(seqs, max_len, padding)
+        if kind == "cloze":  # BERT4Rec: windows of training items; the loss masks items itself
+            ex = {"item_seq": ex["target_seq"], "item_len": ex["item_len"], "user": ex["user"]}
+        return ex
+    raise ConfigError(f"unknown example construction {kind!r}")

@@ -303,7 +303,7 @@ if __name__ == "__main__":  # python -m recwise.llm._server --model smollm2 --po
     import argparse
     import sys
 
-    from recwise.llm._cli import add_serve_arguments, run_serve
+    from recwise.llm.cli import add_serve_arguments, run_serve
 
     parser = argparse.ArgumentParser(prog="python -m recwise.llm._server")
     add_serve_arguments(parser)

@@ -21,8 +21,6 @@ Every selector is deterministic for a given ``seed``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import importlib
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -35,6 +33,7 @@ from recwise.data.schema import Schema
 from recwise.data.table import Batch, Table
 from recwise.errors import ConfigError, DataError
 from recwise.metrics import auc
+from recwise.registry import Registry
 from recwise.train import TrainConfig, Trainer, TrainResult, predict, seed_everything
 
 __all__ = [
@@ -59,45 +58,38 @@ FAMILIES = ("shallow", "filter", "permutation", "gate", "sensitivity", "llm")
 # 100 epochs with early stopping after 3 epochs without a better validation AUC.
 ERASE_TRAIN = TrainConfig(epochs=100, batch_size=4096, lr=1e-3, weight_decay=0.0, patience=3, seed=0)
 
-SELECTORS: dict[str, type[FieldSelector]] = {}
+def _check_selector(name: str, cls: Any) -> None:
+    if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
+        raise RuntimeError(f"selector {cls.__name__} has no Config dataclass")
+    if getattr(cls, "family", None) not in FAMILIES:
+        raise RuntimeError(f"selector {cls.__name__} has family {getattr(cls, 'family', None)!r}; "
+                           f"expected one of {FAMILIES}")
+
+
+# its loader, recwise.select, imports every selector module
+SELECTORS: Registry[type[FieldSelector]] = Registry("selection method", loaders=["recwise.select"],
+                                                     check=_check_selector)
 
 
 def register_selector(name: str) -> Callable[[type], type]:
     """Register a FieldSelector subclass under ``name`` (it needs ``Config`` and ``family``)."""
 
     def deco(cls: type) -> type:
-        if name in SELECTORS and SELECTORS[name] is not cls:
-            raise RuntimeError(f"selector name {name!r} registered twice")
-        if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
-            raise RuntimeError(f"selector {cls.__name__} has no Config dataclass")
-        if getattr(cls, "family", None) not in FAMILIES:
-            raise RuntimeError(f"selector {cls.__name__} has family {getattr(cls, 'family', None)!r}; "
-                               f"expected one of {FAMILIES}")
-        cls.name = name
-        SELECTORS[name] = cls
+        SELECTORS.add(name, cls)
+        cls.name = name  # type: ignore[attr-defined]
         return cls
 
     return deco
 
 
-def _load_all() -> None:
-    importlib.import_module("recwise.select")  # its __init__ imports every selector module
-
-
 def list_selectors() -> list[str]:
-    _load_all()
-    return sorted(SELECTORS)
+    return SELECTORS.names()
 
 
 def get_selector(name: str, options: dict[str, Any] | None = None, **kw: Any) -> FieldSelector:
     """Build the selector ``name`` with ``options`` (checked against its Config) and ``kw``
     (backbone, backbone_options, train, seed, device). Unknown names are ConfigErrors."""
-    _load_all()
-    if name not in SELECTORS:
-        close = difflib.get_close_matches(name.lower(), list(SELECTORS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(SELECTORS))}"
-        raise ConfigError(f"unknown selection method '{name}'{hint}")
-    cls = SELECTORS[name]
+    cls = SELECTORS.get(name)
     return cls(config_from_dict(cls.Config, dict(options or {}), where="method"), **kw)
 
 

@@ -22,6 +22,7 @@ from recwise.data.schema import Field, FieldKind, Schema
 from recwise.data.split import random_split
 from recwise.data.table import Table
 from recwise.errors import ConfigError, DataError
+from recwise.registry import Registry
 
 __all__ = [
     "DatasetInfo",
@@ -68,28 +69,19 @@ class DatasetInfo:
     version: int = 1  # bump when the loader's output changes: invalidates cached preparations
 
 
-_DATASETS: dict[str, DatasetInfo] = {}
+DATASETS: Registry[DatasetInfo] = Registry("dataset", hint="(`recwise data list` lists them)")
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
-    if info.name in _DATASETS:
-        raise RuntimeError(f"dataset {info.name!r} registered twice")
-    _DATASETS[info.name] = info
-    return info
+    return DATASETS.add(info.name, info)
 
 
 def list_datasets() -> list[str]:
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    if name not in _DATASETS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(_DATASETS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(list_datasets())}"
-        raise ConfigError(f"unknown dataset '{name}'{hint}")
-    return _DATASETS[name]
+    return DATASETS.get(name)
 
 
 def raw_dir_for(name: str, data_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -45,6 +45,7 @@ from recwise.data.schema import Field, FieldKind, Schema
 from recwise.data.split import random_split
 from recwise.data.table import Table
 from recwise.errors import ConfigError, DataError
+from recwise.registry import Registry
 
 __all__ = ["FS_DATASETS", "FSDataset", "field_summary", "list_fs_datasets", "prepare_fs"]
 
@@ -60,15 +61,15 @@ class FSDataset:
     version: int = 1
 
 
-FS_DATASETS: dict[str, FSDataset] = {}
+FS_DATASETS: Registry[FSDataset] = Registry("selection dataset", hint="(`recwise data list` lists them)")
 
 
 def _register(ds: FSDataset) -> None:
-    FS_DATASETS[ds.name] = ds
+    FS_DATASETS.add(ds.name, ds)
 
 
 def list_fs_datasets() -> list[str]:
-    return sorted(FS_DATASETS)
+    return FS_DATASETS.names()
 
 
 # ------------------------------------------------------------------------------ assembling
@@ -105,15 +106,7 @@ def prepare_fs(
     use_cache: bool = True,
 ) -> Prepared:
     """Read (or load from cache) feature-selection dataset ``name`` and its fixed split."""
-    if name not in FS_DATASETS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(FS_DATASETS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(list_fs_datasets())}"
-        raise ConfigError(f"unknown selection dataset '{name}'{hint}")
-    if max_rows is not None and max_rows < 10:
-        raise ConfigError(f"option 'max_rows' must be >= 10 or none; got {max_rows}")
-    ds = FS_DATASETS[name]
+    ds = FS_DATASETS.get(name)
     raw_dir = raw_dir_for(ds.raw_name or name, data_dir)
     if not raw_dir.is_dir():
         raise DataError(f"no raw files for dataset '{name}': folder {raw_dir} does not exist; pass --data-dir "

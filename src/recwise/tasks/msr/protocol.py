@@ -37,7 +37,7 @@ from recwise.train.trainer import dist_info, init_distributed
 __all__ = ["MSRRun", "bce_loss", "evaluate", "load_preset", "resolve_configs", "run"]
 
 TASK = "msr"
-PRESETS = Path(__file__).resolve().parent.parent / "configs" / "msr"
+PRESETS = Path(__file__).resolve().parents[2] / "configs" / "msr"
 STREAM_ABOVE_BYTES = 4 * 2**30  # a split whose batch tensors would take more is streamed (``run(stream=None)``)
 
 
@@ -65,20 +65,6 @@ def load_preset(dataset: str, model: str) -> dict[str, dict[str, Any]]:
     model_opts = dict((data.get("models") or {}).get(model) or {})
     train = {**dict(data.get("train") or {}), **dict(model_opts.pop("train", None) or {})}
     return {"train": train, "model": model_opts}
-
-
-def split_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """``train.x=..`` / ``model.y=..`` overrides; a bare key goes to train."""
-    train, model = {}, {}
-    for key, value in overrides.items():
-        scope, _, name = key.rpartition(".")
-        if scope in ("", "train"):
-            train[name] = value
-        elif scope == "model":
-            model[name] = value
-        else:
-            raise ConfigError(f"--set key {key!r} must start with 'train.' or 'model.'")
-    return train, model
 
 
 def bce_loss(model: nn.Module, batch: Batch) -> torch.Tensor:

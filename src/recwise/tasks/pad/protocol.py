@@ -46,8 +46,8 @@ from recwise.data.sequence import Sequences, eval_inputs, sequence_examples
 from recwise.errors import CheckpointError, ConfigError, DataError
 from recwise.models.seq.pad import PADConfig, PADPhase1, PADPhase2, PADPhase3
 from recwise.results import ResultRow, atomic_write_text, write_results
-from recwise.tasks.seq_popularity import evaluate_by_popularity, popularity_bins, train_item_counts
-from recwise.tasks.sequential import seq_schema
+from recwise.data.sequence import seq_schema
+from recwise.metrics.sequential import evaluate_by_popularity, popularity_bins, train_item_counts
 from recwise.train import TrainConfig, Trainer, seed_everything
 
 __all__ = ["HashingBackend", "PADRun", "PADTextConfig", "PADTrainConfig", "encode_item_texts", "item_texts",

@@ -45,8 +45,9 @@ from recwise.errors import ConfigError
 from recwise.metrics.ranking import ranking_metrics
 from recwise.registry import get_model
 from recwise.results import ResultRow, atomic_write_text, write_results
-from recwise.tasks.seq_popularity import model_ranks, popularity_bins, segment_metrics, train_item_counts
-from recwise.tasks.sequential import KS, LENGTH_GROUPS, SeqDataConfig, make_examples, seq_schema, train_defaults
+from recwise.data.sequence import SeqDataConfig, make_examples, seq_schema
+from recwise.metrics.sequential import KS, LENGTH_GROUPS, model_ranks, popularity_bins, segment_metrics, train_item_counts
+from recwise.train.presets import sequential_train_defaults as train_defaults
 from recwise.train import TrainConfig, Trainer, save_model, seed_everything
 
 __all__ = ["METHODS", "LLMERSDataConfig", "LLMERSRun", "Offline", "run", "split_llmers_overrides", "weighted_loss"]

@@ -31,8 +31,17 @@ from recwise.data.table import Batch, BatchLoader
 from recwise.errors import ConfigError
 from recwise.metrics.ranking import mask_history, ranking_metrics, target_ranks
 
-__all__ = ["DEFAULT_GROUPS", "evaluate_by_popularity", "model_ranks", "popularity_bins", "segment_metrics",
+__all__ = ["DEFAULT_GROUPS", "KS", "LENGTH_GROUPS", "length_group", "evaluate_by_popularity", "model_ranks", "popularity_bins", "segment_metrics",
            "train_item_counts"]
+
+KS = (5, 10, 20)  # Hit@k, NDCG@k, MRR@k cut-offs of the sequential protocols
+LENGTH_GROUPS = ((0, 5), (5, 20), (20, float("inf")))  # user groups by (truncated) history length
+
+
+def length_group(lo: float, hi: float) -> str:
+    """The segment name of a history-length group: ``len=5-20``, ``len=20-inf``."""
+    return f"len={int(lo)}-{'inf' if hi == float('inf') else int(hi)}"
+
 
 # coarse groups over the 10 equal-mass bins: warm = items carrying the first half of the interactions
 DEFAULT_GROUPS: Mapping[str, tuple[int, ...]] = {"pop=warm": (1, 2, 3, 4, 5), "pop=cold": (6, 7, 8, 9, 10)}

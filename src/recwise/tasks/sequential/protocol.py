@@ -33,36 +33,20 @@ from torch.nn import functional as F
 
 import recwise
 from recwise.config import config_from_dict, config_hash, config_to_dict
-from recwise.data.schema import Field, FieldKind, Schema
-from recwise.data.sequence import Sequences, eval_inputs, prefix_examples, sequence_examples
+from recwise.data.sequence import SeqDataConfig, Sequences, eval_inputs, make_examples, seq_schema
 from recwise.data.table import Batch, BatchLoader
 from recwise.errors import ConfigError
 from recwise.metrics.ranking import mask_history, ranking_metrics, target_ranks
+from recwise.metrics.sequential import KS, LENGTH_GROUPS, length_group
 from recwise.registry import get_model
 from recwise.results import ResultRow, atomic_write_text, write_results
 from recwise.train import TrainConfig, Trainer, save_model, seed_everything
 from recwise.train.memory import return_freed_memory
+from recwise.train.presets import sequential_train_defaults
 
-__all__ = ["LENGTH_GROUPS", "SeqDataConfig", "SeqRun", "evaluate", "make_examples", "run", "seq_loss",
-           "split_overrides", "train_defaults"]
+__all__ = ["SeqRun", "evaluate", "run", "seq_loss"]
 
 TASK = "sequential"
-LENGTH_GROUPS = ((0, 5), (5, 20), (20, float("inf")))
-KS = (5, 10, 20)
-
-
-@dataclass(frozen=True)
-class SeqDataConfig:
-    """Data and protocol options (``--set data.<name>=...``)."""
-
-    max_len: int = 0  # 0: the dataset's default (50; 200 for ML-1M)
-    padding: Literal["right", "left"] = "right"
-    examples: Literal["auto", "prefix", "sequence", "cloze"] = "auto"
-    mask_history: bool = False
-
-    def __post_init__(self) -> None:
-        if self.max_len < 0:
-            raise ConfigError(f"option 'data.max_len' must be >= 0; got {self.max_len}")
 
 
 @dataclass(frozen=True)
@@ -71,40 +55,6 @@ class SeqRun:
     model: str = "sasrec"
     seed: int = 0
     data_dir: str | None = None
-
-
-def train_defaults(examples: str) -> dict[str, Any]:
-    """SIGMA's training options; a ``sequence``/``cloze`` batch counts windows (about 40 targets each)."""
-    return {"epochs": 200, "batch_size": 2048 if examples == "prefix" else 32, "eval_batch_size": 4096,
-            "lr": 1e-3, "weight_decay": 0.0, "patience": 10}
-
-
-def split_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    """``train.x`` / ``model.y`` / ``data.z`` overrides; a bare key goes to train."""
-    out: dict[str, dict[str, str]] = {"train": {}, "model": {}, "data": {}}
-    for key, value in overrides.items():
-        scope, _, name = key.rpartition(".")
-        scope = scope or "train"
-        if scope not in out:
-            raise ConfigError(f"--set key {key!r} must start with 'train.', 'model.' or 'data.'")
-        out[scope][name] = value
-    return out["train"], out["model"], out["data"]
-
-
-def seq_schema(n_items: int) -> Schema:
-    """``n_items`` real items -> the schema models are built from (vocab includes padding 0)."""
-    return Schema((Field("item_seq", FieldKind.SEQUENCE, n_items + 1, "item ids, 0 = padding"),))
-
-
-def make_examples(seqs: Sequences, kind: str, max_len: int, padding: Literal["left", "right"]) -> Batch:
-    if kind == "prefix":
-        return prefix_examples(seqs, max_len, padding)
-    if kind in ("sequence", "cloze"):
-        ex = sequence_examples(seqs, max_len, padding)
-        if kind == "cloze":  # BERT4Rec: windows of training items; the loss masks items itself
-            ex = {"item_seq": ex["target_seq"], "item_len": ex["item_len"], "user": ex["user"]}
-        return ex
-    raise ConfigError(f"unknown example construction {kind!r}")
 
 
 def seq_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
@@ -116,10 +66,6 @@ def seq_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
         m = batch["target_seq"] > 0
         return F.cross_entropy(model.score(h[m]), batch["target_seq"][m])
     return model.cloze_loss(batch)  # type: ignore[operator,no-any-return]
-
-
-def _group_name(lo: float, hi: float) -> str:
-    return f"len={int(lo)}-{'inf' if hi == float('inf') else int(hi)}"
 
 
 @torch.no_grad()
@@ -146,7 +92,7 @@ def evaluate(model: nn.Module, data: Batch, items: torch.Tensor, *, mask: bool =
     out = {"all": {**ranking_metrics(r, ks), "users": float(len(r))}}
     for lo, hi in LENGTH_GROUPS:
         sel = (lengths >= lo) & (lengths < hi)
-        out[_group_name(lo, hi)] = {**ranking_metrics(r[sel], ks), "users": float(sel.sum())}
+        out[length_group(lo, hi)] = {**ranking_metrics(r[sel], ks), "users": float(sel.sum())}
     return out
 
 
@@ -173,7 +119,7 @@ def run(
     if kind not in cls.examples:
         raise ConfigError(f"model '{cell.model}' does not train on '{kind}' examples; it supports {list(cls.examples)}")
     max_len = dcfg.max_len or dataset_max_len
-    tcfg = config_from_dict(TrainConfig, {**train_defaults(kind), **(train_options or {}), "seed": cell.seed},
+    tcfg = config_from_dict(TrainConfig, {**sequential_train_defaults(kind), **(train_options or {}), "seed": cell.seed},
                             where="train")
     model_opts = dict(model_options or {})
     if "max_len" in {f.name for f in fields(cls.Config)}:
