@@ -1,8 +1,10 @@
 """The results store: every run's result rows in one DuckDB file, with where they came from.
 
 ``ResultStore(path)`` appends :class:`~recwise.results.ResultRow` s together with the run's metadata
-(config hash, package version, git commit, wall time, peak memory) and answers queries: the rows,
-mean / std / count per group, and the cells that failed. The default file is
+(config hash, package version, git commit, wall time, peak memory) and its provenance (torch
+threads, executor, deterministic mode, library versions; see :mod:`recwise.provenance`) and answers
+queries: the rows, mean / std / count per group, the provenance behind them, and the cells that
+failed. The default file is
 ``$RECWISE_STORE`` if set, else ``$RECWISE_HOME/results.duckdb`` (``RECWISE_HOME`` defaults to
 ``~/.cache/recwise``).
 
@@ -14,6 +16,9 @@ and no row is lost. If a process outside recwise holds DuckDB's own lock (a Duck
 the open is retried with exponential backoff until the same timeout, then a :class:`StoreError`
 says who holds it. See ``docs/report.md`` for why this design over per-writer shards.
 
+A store written before the provenance columns existed still opens: reading treats the missing
+columns as NULL, and the first append adds them (``ALTER TABLE ... ADD COLUMN``).
+
 A store file that DuckDB cannot read (truncated, overwritten, not a DuckDB file, not a recwise store)
 raises :class:`StoreError` naming the file and how to rebuild it; the store never answers from a
 damaged file.
@@ -22,10 +27,9 @@ damaged file.
 from __future__ import annotations
 
 import difflib
-import functools
+import json
 import os
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,24 +39,35 @@ from pathlib import Path
 from typing import Any
 
 from recwise.errors import ConfigError, DataError, DependencyError
+from recwise.provenance import git_commit, git_dirty, package_versions
 from recwise.results import COLUMNS, ResultRow
 
 __all__ = [
     "GROUP_COLUMNS",
     "META_COLUMNS",
+    "PROVENANCE_COLUMNS",
     "ResultStore",
     "StoreError",
     "default_store_path",
     "git_commit",
     "peak_rss_mb",
+    "provenance_meta",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: provenance columns git_dirty, threads, executor, deterministic, packages
+# columns added after version 1, with their SQL types: an older file gets them on its next append
+# and reads them as NULL until then
+_ADDED_COLUMNS = {"git_dirty": "BOOLEAN", "threads": "INTEGER", "executor": "VARCHAR", "deterministic": "BOOLEAN",
+                  "packages": "VARCHAR"}
 # metadata an append may give; every one becomes a column of each row it appends
-META_COLUMNS = ("config_hash", "version", "git_commit", "wall_seconds", "peak_rss_mb", "host", "source")
+META_COLUMNS = ("config_hash", "version", "git_commit", "wall_seconds", "peak_rss_mb", "host", "source",
+                *_ADDED_COLUMNS)
+# what tells two tables of numbers apart: summary() may group by these, `recwise results` lists them
+PROVENANCE_COLUMNS = ("git_commit", "git_dirty", "version", "threads", "executor", "deterministic")
 # the default grouping of summary(): one group per model and measured quantity, over seeds
 GROUP_COLUMNS = ("task", "dataset", "model", "split", "segment", "metric")
-FILTER_COLUMNS = ("task", "dataset", "model", "seed", "split", "segment", "metric", "config_hash", "run_id")
+FILTER_COLUMNS = ("task", "dataset", "model", "seed", "split", "segment", "metric", "config_hash", "run_id",
+                  *PROVENANCE_COLUMNS)
 
 _TABLE_SQL = """
 CREATE TABLE IF NOT EXISTS results (
@@ -75,11 +90,18 @@ CREATE TABLE IF NOT EXISTS results (
     wall_seconds DOUBLE,
     peak_rss_mb  DOUBLE,
     host         VARCHAR,
-    source       VARCHAR               -- e.g. 'import:<path>#<sha256>' for rows read from a results.csv
+    source       VARCHAR,              -- e.g. 'import:<path>#<sha256>' for rows read from a results.csv
+    git_dirty    BOOLEAN,              -- tracked package files differed from git_commit
+    threads      INTEGER,              -- torch intra-op threads of the computation
+    executor     VARCHAR,              -- 'local', 'ray', 'torchrun', ...
+    deterministic BOOLEAN,             -- computed inside recwise.train.deterministic()
+    packages     VARCHAR               -- JSON: {"python": ..., "torch": ..., "numpy": ..., ...}
 );
 CREATE TABLE IF NOT EXISTS store_info (key VARCHAR PRIMARY KEY, value VARCHAR);
 """
 _ALL_COLUMNS = (*COLUMNS, "status", "error", "run_id", "append_no", "created_at", *META_COLUMNS)
+_REQUIRED_COLUMNS = tuple(c for c in _ALL_COLUMNS if c not in _ADDED_COLUMNS)  # a version-1 store has these
+_RESULTS = "__results__"  # placeholder in read queries: the table, or a view of an old one with NULL columns
 
 
 class StoreError(DataError):
@@ -94,16 +116,18 @@ def default_store_path() -> Path:
     return Path(os.environ.get("RECWISE_HOME", Path.home() / ".cache" / "recwise")) / "results.duckdb"
 
 
-@functools.cache
-def git_commit() -> str | None:
-    """The commit of the recwise source checkout this process imported, or None outside a git checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    sha = out.stdout.strip()
-    return sha if out.returncode == 0 and len(sha) == 40 else None
+def provenance_meta(prov: Mapping[str, Any]) -> dict[str, Any]:
+    """The store's metadata keys from a :func:`recwise.provenance.provenance` dict (or a run.json's copy).
+
+    Gives ``version``, ``git_commit``, ``git_dirty``, ``threads``, ``executor``, ``deterministic``
+    and ``packages`` (python and library versions, stored as JSON); a key the dict lacks is None.
+    """
+    packages = prov.get("packages")
+    if isinstance(packages, Mapping):
+        packages = {"python": prov.get("python"), **packages} if prov.get("python") else dict(packages)
+    return {"version": prov.get("version"), "git_commit": prov.get("git_commit"), "git_dirty": prov.get("git_dirty"),
+            "threads": prov.get("threads"), "executor": prov.get("executor"),
+            "deterministic": prov.get("deterministic"), "packages": packages}
 
 
 def peak_rss_mb() -> float | None:
@@ -145,16 +169,26 @@ def _check_meta(meta: Mapping[str, Any]) -> None:
 
 
 def _filled_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """Given keys as they are (None included); absent ones get this process's version, commit, peak RSS, host."""
+    """Given keys as they are (None included); absent ones get this process's version, commit, dirty
+    flag, package versions, peak RSS and host. ``threads``, ``executor`` and ``deterministic`` say
+    how the rows were computed, which only the caller knows: left out, they are NULL."""
     _check_meta(meta)
     from recwise import __version__
 
     out: dict[str, Any] = dict.fromkeys(META_COLUMNS)
-    out.update(version=__version__, git_commit=git_commit(), peak_rss_mb=peak_rss_mb(), host=socket.gethostname())
+    out.update(version=__version__, git_commit=git_commit(), git_dirty=git_dirty(), packages=package_versions(),
+               peak_rss_mb=peak_rss_mb(), host=socket.gethostname())
     out.update(meta)
     for key in ("wall_seconds", "peak_rss_mb"):
         if out[key] is not None:
             out[key] = float(out[key])
+    if out["threads"] is not None:
+        out["threads"] = int(out["threads"])
+    for key in ("git_dirty", "deterministic"):
+        if out[key] is not None:
+            out[key] = bool(out[key])
+    if out["packages"] is not None and not isinstance(out["packages"], str):
+        out["packages"] = json.dumps(dict(out["packages"]), sort_keys=True)
     return out
 
 
@@ -229,7 +263,9 @@ class ResultStore:
             try:
                 con.begin()
                 con.execute(_TABLE_SQL).fetchall()
-                con.execute("INSERT OR IGNORE INTO store_info VALUES ('schema_version', ?)",
+                for name, sql_type in _ADDED_COLUMNS.items():  # a store from before a column existed gets it
+                    con.execute(f"ALTER TABLE results ADD COLUMN IF NOT EXISTS {name} {sql_type}").fetchall()
+                con.execute("INSERT OR REPLACE INTO store_info VALUES ('schema_version', ?)",
                             [str(SCHEMA_VERSION)]).fetchall()
                 ((append_no,),) = con.execute("SELECT coalesce(max(append_no), 0) + 1 FROM results").fetchall()
                 con.register("incoming", batch)
@@ -252,7 +288,7 @@ class ResultStore:
         ``latest=False`` returns every row ever appended. ``status`` is 'ok', 'failed' or 'any'.
         """
         where, params = self._where(filters, status)
-        sql = f"SELECT * FROM results WHERE {where}"
+        sql = f"SELECT * FROM {_RESULTS} WHERE {where}"
         if latest:
             sql += (" QUALIFY row_number() OVER (PARTITION BY task, dataset, model, seed, split, segment, metric "
                     "ORDER BY append_no DESC) = 1")
@@ -266,25 +302,44 @@ class ResultStore:
     def summary(self, *, by: Sequence[str] = GROUP_COLUMNS, latest: bool = True, **filters: Any):  # noqa: ANN201
         """Mean, sample std (0 for one value) and count of ``value`` per group, NaN values left out.
 
+        ``by`` may also name provenance columns (:data:`PROVENANCE_COLUMNS`), e.g. ``threads``.
         Returns a polars DataFrame with the ``by`` columns, ``mean``, ``std`` and ``count``.
         """
         for col in by:
             if col not in FILTER_COLUMNS:
                 raise ConfigError(f"cannot group results by {col!r}; choose from {', '.join(FILTER_COLUMNS)}")
-        where, params = self._where(filters, "ok")
-        inner = f"SELECT * FROM results WHERE {where} AND NOT isnan(value)"
-        if latest:
-            inner += (" QUALIFY row_number() OVER (PARTITION BY task, dataset, model, seed, split, segment, metric "
-                      "ORDER BY append_no DESC) = 1")
+        inner, params = self._summarised(filters, latest)
         keys = ", ".join(by)
         sql = (f"SELECT {keys}, avg(value) AS mean, coalesce(stddev_samp(value), 0.0) AS std, count(*) AS count "
                f"FROM ({inner}) GROUP BY {keys} ORDER BY {keys}")
         return self._frame(sql, params)
 
+    def provenance(self, *, latest: bool = True, **filters: Any):  # noqa: ANN201
+        """The distinct provenances behind the rows :meth:`summary` would use, with their row counts.
+
+        One row per (git_commit, git_dirty, version, threads, executor, deterministic, packages) with
+        ``rows`` (result rows) and ``runs`` (appends), most rows first; NULL where a row's provenance
+        is unknown (imported from an old folder, or stored before these columns existed).
+        """
+        inner, params = self._summarised(filters, latest)
+        keys = ", ".join((*PROVENANCE_COLUMNS, "packages"))
+        sql = (f"SELECT {keys}, count(*) AS rows, count(DISTINCT run_id) AS runs FROM ({inner}) "
+               f"GROUP BY {keys} ORDER BY rows DESC, {keys}")
+        return self._frame(sql, params)
+
+    def _summarised(self, filters: Mapping[str, Any], latest: bool) -> tuple[str, list[Any]]:
+        """The query of the ok, non-NaN rows (each cell's latest unless ``latest`` is False) that summaries read."""
+        where, params = self._where(filters, "ok")
+        inner = f"SELECT * FROM {_RESULTS} WHERE {where} AND NOT isnan(value)"
+        if latest:
+            inner += (" QUALIFY row_number() OVER (PARTITION BY task, dataset, model, seed, split, segment, metric "
+                      "ORDER BY append_no DESC) = 1")
+        return inner, params
+
     def failures(self, **filters: Any):  # noqa: ANN201
         """Cells whose most recent event is a failure (a later successful run clears it), as a DataFrame."""
         where, params = self._where(filters, "any")
-        sql = (f"SELECT task, dataset, model, seed, error, created_at, run_id FROM results WHERE {where} "
+        sql = (f"SELECT task, dataset, model, seed, error, created_at, run_id FROM {_RESULTS} WHERE {where} "
                "QUALIFY row_number() OVER (PARTITION BY task, dataset, model, seed ORDER BY append_no DESC) = 1 "
                "AND status = 'failed' ORDER BY task, dataset, model, seed")
         return self._frame(sql, params)
@@ -293,13 +348,13 @@ class ResultStore:
         """Rows in the store, every append and status included (0 when the file does not exist yet)."""
         if not self.exists:
             return 0
-        return int(self._frame("SELECT count(*) AS n FROM results", [])["n"][0])
+        return int(self._frame(f"SELECT count(*) AS n FROM {_RESULTS}", [])["n"][0])
 
     def has_source(self, source: str) -> bool:
         """Whether rows with this ``source`` were appended before (imports use it to skip a file seen already)."""
         if not self.exists:
             return False
-        return bool(self._frame("SELECT count(*) AS n FROM results WHERE source = ?", [source])["n"][0])
+        return bool(self._frame(f"SELECT count(*) AS n FROM {_RESULTS} WHERE source = ?", [source])["n"][0])
 
     # ---- plumbing -----------------------------------------------------------------------------------
 
@@ -331,20 +386,26 @@ class ResultStore:
                              f"results: `recwise results import --store {self.path} results/*/results.csv`")
         with self._connect(read_only=True) as con:
             try:
-                self._check_schema(con)
+                missing = self._check_schema(con)
+                if missing:  # an older store, read as it is (no write lock to migrate it): the columns are NULL
+                    nulls = ", ".join(f"CAST(NULL AS {_ADDED_COLUMNS[c]}) AS {c}" for c in missing)
+                    sql = sql.replace(_RESULTS, f"(SELECT *, {nulls} FROM results)")
+                sql = sql.replace(_RESULTS, "results")
                 table = con.sql(sql, params=params).to_arrow_table()
             except _STORAGE_ERRORS() as exc:
                 raise self._damaged(exc) from None
         return pl.from_arrow(table)
 
-    def _check_schema(self, con) -> None:  # noqa: ANN001
+    def _check_schema(self, con) -> list[str]:  # noqa: ANN001
+        """Raise unless ``results`` has the version-1 columns; return the later columns it lacks."""
         have = {r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'results'").fetchall()}
-        missing = [c for c in _ALL_COLUMNS if c not in have]
+        missing = [c for c in _REQUIRED_COLUMNS if c not in have]
         if missing:
             lacks = ", ".join(missing[:4]) + ("..." if len(missing) > 4 else "")
             raise StoreError(f"{self.path} is not a recwise results store (table 'results' lacks {lacks}); "
                              f"{_rebuild_hint(self.path)}")
+        return [c for c in _ADDED_COLUMNS if c not in have]
 
     def _damaged(self, exc: BaseException) -> StoreError:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

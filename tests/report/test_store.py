@@ -1,11 +1,14 @@
-"""The results store: appends with metadata, grouped statistics, parallel writers, damaged files."""
+"""The results store: appends with metadata and provenance, grouped statistics, parallel writers,
+damaged files, stores from before the provenance columns."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("duckdb")
@@ -149,3 +152,68 @@ def test_flipped_bytes_fail_the_checksum(tmp_path: Path) -> None:
         fh.write(b"\xff" * 64)
     with pytest.raises(StoreError, match=r"corrupt or truncated \(.*checksum"):
         ResultStore(path).summary()
+
+
+def test_provenance_round_trip_and_grouping(tmp_path: Path) -> None:
+    from recwise.provenance import provenance
+    from recwise.store import provenance_meta
+
+    store = ResultStore(tmp_path / "r.duckdb")
+    det = provenance(executor="ray", deterministic=True, threads=1)
+    store.append(_rows("a", 0, 0.70), provenance_meta(det))
+    store.append(_rows("a", 1, 0.72), {"threads": 4, "executor": "local", "deterministic": False,
+                                        "packages": {"torch": "9.9"}})
+    store.append(_rows("b", 0, 0.60))  # how it ran not stated: NULL; this process's versions filled in
+    rec = store.query(model="a", seed=0, split="test", segment="all").row(0, named=True)
+    assert (rec["threads"], rec["executor"], rec["deterministic"]) == (1, "ray", True)
+    assert rec["git_commit"] == det["git_commit"] and rec["git_dirty"] == det["git_dirty"]
+    assert json.loads(rec["packages"]) == {"python": det["python"], **det["packages"]}
+    other = store.query(model="a", seed=1, split="test", segment="all").row(0, named=True)
+    assert (other["threads"], other["deterministic"], json.loads(other["packages"])) == (4, False, {"torch": "9.9"})
+    plain = store.query(model="b", split="test", segment="all").row(0, named=True)
+    assert (plain["threads"], plain["executor"], plain["deterministic"]) == (None, None, None)
+    assert json.loads(plain["packages"])["numpy"] == np.__version__
+    # summary groups by provenance columns; filters take them too
+    s = store.summary(by=("model", "threads"), split="test", segment="all", metric="auc")
+    assert s.select("model", "threads", "count").rows() == [("a", 1, 1), ("a", 4, 1), ("b", None, 1)]
+    assert store.summary(by=("model",), deterministic=True)["count"].to_list() == [3]
+    prov = store.provenance(split="test", segment="all")
+    assert sorted((r["threads"], r["executor"], r["rows"], r["runs"]) for r in prov.iter_rows(named=True)
+                  if r["threads"]) == [(1, "ray", 1, 1), (4, "local", 1, 1)]
+    assert prov["rows"].sum() == 3
+
+
+# the results table as version 1 of the store (before the provenance columns) created it
+_V1_SQL = """
+CREATE TABLE results (task VARCHAR NOT NULL, dataset VARCHAR NOT NULL, model VARCHAR NOT NULL, seed INTEGER NOT NULL,
+    split VARCHAR, segment VARCHAR, metric VARCHAR, value DOUBLE, status VARCHAR NOT NULL, error VARCHAR,
+    run_id VARCHAR NOT NULL, append_no BIGINT NOT NULL, created_at TIMESTAMP NOT NULL, config_hash VARCHAR,
+    version VARCHAR, git_commit VARCHAR, wall_seconds DOUBLE, peak_rss_mb DOUBLE, host VARCHAR, source VARCHAR);
+CREATE TABLE store_info (key VARCHAR PRIMARY KEY, value VARCHAR);
+INSERT INTO store_info VALUES ('schema_version', '1');
+INSERT INTO results VALUES ('msr', 'toy', 'old', 0, 'test', 'all', 'auc', 0.7, 'ok', NULL, 'r1', 1,
+    TIMESTAMP '2024-01-01 00:00:00', 'h', '0.0.9', 'abc', 1.0, 100.0, 'host', NULL);
+"""
+
+
+def test_store_from_before_provenance_opens_and_migrates(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(_V1_SQL)
+    con.close()
+    store = ResultStore(path)
+    old = store.query().row(0, named=True)  # read-only: the new columns read as NULL
+    assert (old["model"], old["value"], old["git_commit"]) == ("old", 0.7, "abc")
+    assert (old["threads"], old["executor"], old["deterministic"], old["packages"], old["git_dirty"]) == (None,) * 5
+    assert store.summary(by=("model", "threads"))["threads"].to_list() == [None]
+    assert store.provenance()["rows"].to_list() == [1]
+    store.append(_rows("new", 0, 0.8), {"threads": 1, "executor": "local", "deterministic": True})  # migrates
+    con = duckdb.connect(str(path), read_only=True)
+    cols = {r[0] for r in con.execute("DESCRIBE results").fetchall()}
+    version = con.execute("SELECT value FROM store_info WHERE key = 'schema_version'").fetchone()[0]
+    con.close()
+    assert {"threads", "executor", "deterministic", "packages", "git_dirty"} <= cols and version == "2"
+    df = store.query(split="test", segment="all")
+    assert df.select("model", "threads", "deterministic").rows() == [("new", 1, True), ("old", None, None)]

@@ -1,9 +1,11 @@
 """Bring finished runs' ``results.csv`` files (and their failures) into the results store.
 
 A grid folder looks like ``results.csv`` + ``failures.json`` + ``cells/<model>[/<tag>]/seed<k>/``
-with ``cell.json`` (grid runner: key, wall time, peak RSS, host) or ``run.json`` (older ``bench``
-runs: config hash, version, wall time). Each cell's rows are appended with the metadata found
-there; a field that cannot be known (e.g. peak memory of an old run) is stored as NULL. A file
+with ``cell.json`` (grid runner: key, wall time, peak RSS, host, executor) or ``run.json`` (config
+hash, version, wall time, and in newer runs ``provenance``: commit, threads, executor,
+deterministic mode, library versions). Each cell's rows are appended with the metadata found
+there; a field that cannot be known (e.g. peak memory or thread count of an old run) is stored as
+NULL. A file
 already imported (same path and content) is skipped, so importing twice adds nothing.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 
 from recwise.errors import DataError
 from recwise.results import ResultRow, read_results
-from recwise.store import ResultStore
+from recwise.store import ResultStore, provenance_meta
 
 __all__ = ["ImportSummary", "import_results"]
 
@@ -50,22 +52,32 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(x) else x
 
 
-_UNKNOWN = {"version": None, "git_commit": None, "peak_rss_mb": None, "host": None}  # not this process's
+# not this process's: what an imported row does not say stays NULL
+_UNKNOWN = {"version": None, "git_commit": None, "git_dirty": None, "packages": None, "peak_rss_mb": None,
+            "host": None}
 
 
 def _cell_meta(cells_dir: Path, model: str, seed: int) -> dict[str, Any]:
     """Metadata of one cell from its cell.json / run.json, when the folder is unambiguous."""
     matches = sorted(cells_dir.glob(f"{model}/seed{seed}")) or sorted(cells_dir.glob(f"{model}/*/seed{seed}"))
-    meta: dict[str, Any] = {"config_hash": None, "version": None, "git_commit": None, "wall_seconds": None,
-                            "peak_rss_mb": None, "host": None}
     if len(matches) != 1:  # no folder, or several tags share model and seed: leave the fields unknown
-        return meta
-    run = _json(matches[0] / "run.json") or {}
-    cell = _json(matches[0] / "cell.json") or {}
+        return {"config_hash": None, "wall_seconds": None, **_UNKNOWN}
+    return _folder_meta(matches[0])
+
+
+def _folder_meta(folder: Path) -> dict[str, Any]:
+    """Metadata of the run whose ``run.json`` / ``cell.json`` lie in ``folder`` (NULL for what they lack)."""
+    meta: dict[str, Any] = {"config_hash": None, "wall_seconds": None, **_UNKNOWN}
+    run = _json(folder / "run.json") or {}
+    cell = _json(folder / "cell.json") or {}
     assert isinstance(run, dict) and isinstance(cell, dict)
+    prov = run.get("provenance")
+    if isinstance(prov, dict):
+        meta.update({k: v for k, v in provenance_meta(prov).items() if v is not None})
+    meta["executor"] = meta.get("executor") or cell.get("executor") or None
     meta["config_hash"] = cell.get("key") or run.get("config_hash")
-    meta["version"] = run.get("version") or cell.get("version")
-    meta["git_commit"] = run.get("git_commit") or cell.get("git_commit")
+    meta["version"] = meta["version"] or run.get("version") or cell.get("version")
+    meta["git_commit"] = meta["git_commit"] or run.get("git_commit") or cell.get("git_commit")
     meta["wall_seconds"] = _number(cell.get("wall_seconds")) or _number(run.get("wall_seconds"))
     meta["peak_rss_mb"] = _number(cell.get("peak_rss_mb"))
     meta["host"] = cell.get("host") or None
@@ -88,8 +100,12 @@ def import_results(store: ResultStore, path: str | Path, *, force: bool = False)
     for r in rows:
         by_cell[(r.model, r.seed)].append(r)
     cells_dir = path.parent / "cells"
-    batches = [(cell_rows, {**_cell_meta(cells_dir, model, seed), "source": source})
-               for (model, seed), cell_rows in by_cell.items()]
+    if cells_dir.is_dir():  # a grid folder: each cell's own files
+        batches = [(cell_rows, {**_cell_meta(cells_dir, model, seed), "source": source})
+                   for (model, seed), cell_rows in by_cell.items()]
+    else:  # one run's folder: its run.json describes every row
+        single = _folder_meta(path.parent)
+        batches = [(cell_rows, {**single, "source": source}) for cell_rows in by_cell.values()]
 
     failures: list[tuple[str, str, str, int, str]] = []
     records = _json(path.parent / "failures.json")
