@@ -96,9 +96,76 @@ def test_results_command_prints_mean_std_count(tmp_path: Path, capsys: pytest.Ca
     assert main(["results", "--store", str(db), "--by", "model", "--split", "any", "--model", "good"]) == 0
     values = [r.value for s in range(3) for r in _msr_rows("good", s, MSR_MODELS["good"])]
     expect = ["good", f"{statistics.mean(values):.4f}", f"{statistics.stdev(values):.4f}", str(len(values))]
-    assert capsys.readouterr().out.splitlines()[-1].split() == expect
+    assert [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith("good")] == [expect]
     assert main(["results", "--store", str(db), "--by", "modell"]) == 2
     assert "cannot group by 'modell'" in capsys.readouterr().err
+
+
+def _two_provenance_store(path: Path) -> ResultStore:
+    """Model 'a' on 3 seeds at 1 thread in the deterministic mode (ray), 'b' on 2 seeds at 2 threads (local)."""
+    store = ResultStore(path)
+    for seed in range(3):
+        store.append(_msr_rows("a", seed, 0.78), {"threads": 1, "executor": "ray", "deterministic": True,
+                                                 "git_commit": "1" * 40, "git_dirty": False})
+    for seed in range(2):
+        store.append(_msr_rows("b", seed, 0.70), {"threads": 2, "executor": "local", "deterministic": False,
+                                                 "git_commit": "2" * 40, "git_dirty": True})
+    return store
+
+
+def test_results_command_shows_provenance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "s.duckdb"
+    _two_provenance_store(db)
+    assert main(["results", "--store", str(db), "--metric", "auc", "--segment", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "provenance of these rows (2 distinct):" in out
+    lines = [ln.split() for ln in out.splitlines() if ln.startswith("  1111") or ln.startswith("  2222")]
+    # git commit, threads, executor, deterministic, rows, runs: one auc/all row per seed
+    assert lines == [["1111111111", "1", "ray", "yes", "3", "3"], ["2222222222+dirty", "2", "local", "no", "2", "2"]]
+    assert main(["results", "--store", str(db), "--metric", "auc", "--segment", "all", "--model", "b"]) == 0
+    assert "(1 distinct)" in capsys.readouterr().out  # only the shown rows' provenance
+    assert main(["results", "--store", str(db), "--metric", "auc", "--segment", "all",
+                 "--by", "model,threads,deterministic,executor", "--no-provenance"]) == 0
+    out = capsys.readouterr().out
+    assert "provenance" not in out
+    rows = [ln.split() for ln in out.splitlines() if ln[:1] in ("a", "b")]
+    assert [r[:4] for r in rows] == [["a", "1", "True", "ray"], ["b", "2", "False", "local"]]
+    assert main(["results", "--store", str(db), "--by", "thread"]) == 2
+    assert "threads" in capsys.readouterr().err
+
+
+def test_import_reads_provenance_from_run_json(tmp_path: Path) -> None:
+    from recwise.provenance import provenance
+
+    root = tmp_path / "run"
+    write_results(root / "results.csv", _msr_rows("good", 0, 0.78))
+    prov = provenance(executor="torchrun", deterministic=True, threads=1)
+    (root / "run.json").write_text(json.dumps({"config_hash": "abc", "version": "0.1.0", "provenance": prov}))
+    store = ResultStore(tmp_path / "s.duckdb")
+    import_results(store, root)
+    rec = store.query(split="test", segment="all", metric="auc").row(0, named=True)
+    assert (rec["config_hash"], rec["threads"], rec["executor"], rec["deterministic"]) == ("abc", 1, "torchrun", True)
+    assert rec["git_commit"] == prov["git_commit"] and json.loads(rec["packages"])["torch"] == prov["packages"]["torch"]
+    # a grid folder without provenance: the executor from cell.json, the rest unknown (not this process's)
+    csv = _grid_folder(tmp_path / "grid")
+    for cell in (tmp_path / "grid" / "cells").glob("*/seed*/cell.json"):
+        cell.write_text(json.dumps({**json.loads(cell.read_text()), "executor": "ray"}))
+    import_results(store, csv)
+    rec = store.query(model="mid", seed=0, split="test", segment="all", metric="auc").row(0, named=True)
+    assert (rec["executor"], rec["threads"], rec["deterministic"], rec["packages"], rec["git_dirty"]) == \
+        ("ray", None, None, None, None)
+
+
+def test_page_shows_provenance(tmp_path: Path) -> None:
+    store = _two_provenance_store(tmp_path / "s.duckdb")
+    page = build_report(store, tmp_path / "out").read_text()
+    combos = [[t for t, _ in row] for row in _table(page, "provenance-combos")]
+    # test split: 6 rows (3 segments x 2 metrics) per seed; most rows first
+    assert [r[:4] + r[-2:] for r in combos] == [["1111111111", "1", "ray", "yes", "18", "3"],
+                                                 ["2222222222 (dirty)", "2", "local", "no", "12", "2"]]
+    assert "torch " in combos[0][5]  # the library versions of this process
+    per_model = {row[2][0]: [t for t, _ in row] for row in _table(page, "provenance")}
+    assert per_model["a"][7:10] == ["1", "ray", "yes"] and per_model["b"][7:10] == ["2", "local", "no"]
 
 
 def test_many_backbone_method_curves_get_one_chart_per_backbone(tmp_path: Path) -> None:

@@ -11,12 +11,15 @@ disk with no network. Sections are one per (task, dataset):
   scenario for each model); ``k=<k>``, ``len=<group>`` and ``pop=<bin>`` as curves (one per model;
   one chart per backbone when more than 10 models are named ``<backbone>+<method>``); any other
   ``<name>=<value>`` family as grouped bars, or as curves when it has more than 5 values;
-* then the failed cells of every task and the runs' provenance (versions, commits, config hashes).
+* then the failed cells of every task and the runs' provenance: each distinct (git commit, torch
+  threads, executor, deterministic mode, library versions) behind the shown rows with its row
+  count (as under ``recwise results``), then per model its runs, config hashes, versions and commits.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
 import re
@@ -351,23 +354,67 @@ def render_page(store: ResultStore, *, split: str = "test", title: str = "recwis
     if rows.height:
         import polars as pl
 
+        parts.append(_provenance_table(store.provenance(split=split).to_dicts()))
         prov = rows.group_by(["task", "dataset", "model"]).agg(
             pl.col("run_id").n_unique().alias("runs"), pl.col("config_hash").drop_nulls().unique().sort(),
             pl.col("version").drop_nulls().unique().sort(), pl.col("git_commit").drop_nulls().unique().sort(),
+            pl.col("threads").drop_nulls().unique().sort(), pl.col("executor").drop_nulls().unique().sort(),
+            pl.col("deterministic").drop_nulls().unique().sort(),
             pl.col("created_at").max().alias("last")).sort(["task", "dataset", "model"])
 
-        def _join(vals: list[str], n: int = 12) -> str:
-            return html.escape(", ".join(v[:n] for v in vals)) if vals else "–"
+        def _join(vals: list[Any], n: int = 12) -> str:
+            return html.escape(", ".join(_word(v)[:n] for v in vals)) if vals else "–"
 
+        parts.append("<p class='note'>Per model: its runs, config hashes, versions, commits and how they "
+                     "ran.</p>")
         parts.append(_table(
             [("task", ""), ("dataset", ""), ("model", ""), ("runs", "num"), ("config hash", ""), ("version", ""),
-             ("git commit", ""), ("last stored (UTC)", "")],
+             ("git commit", ""), ("threads", "num"), ("executor", ""), ("deterministic", ""),
+             ("last stored (UTC)", "")],
             [[(html.escape(r["task"]), ""), (html.escape(r["dataset"]), ""), (html.escape(r["model"]), ""),
               (str(r["runs"]), "num"), (_join(r["config_hash"]), ""), (_join(r["version"]), ""),
-              (_join(r["git_commit"], 10), ""), (r["last"].strftime("%Y-%m-%d %H:%M"), "")]
+              (_join(r["git_commit"], 10), ""), (_join(r["threads"]), "num"), (_join(r["executor"]), ""),
+              (_join(r["deterministic"]), ""), (r["last"].strftime("%Y-%m-%d %H:%M"), "")]
              for r in prov.iter_rows(named=True)], cls="provenance"))
     parts.append("</section></main></body></html>")
     return "\n".join(parts)
+
+
+def _word(value: Any) -> str:
+    """A table cell's text: booleans as yes/no, None as '?'."""
+    if value is None:
+        return "?"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _packages(blob: str | None) -> str:
+    """``{"python": "3.11.7", "torch": ...}`` (JSON) -> ``python 3.11.7 · torch ...``; '?' when unknown."""
+    if not blob:
+        return "?"
+    try:
+        versions = json.loads(blob)
+    except json.JSONDecodeError:
+        return blob
+    return " · ".join(f"{name} {ver if ver is not None else '–'}" for name, ver in versions.items())
+
+
+def _provenance_table(recs: list[dict[str, Any]]) -> str:
+    """Each distinct provenance behind the shown rows, with its row and run counts ('?' = not recorded)."""
+    body = []
+    for r in recs:
+        commit = (r["git_commit"][:10] + (" (dirty)" if r["git_dirty"] else "")) if r["git_commit"] else "?"
+        body.append([(html.escape(commit), ""), (html.escape(_word(r["threads"])), "num"),
+                     (html.escape(_word(r["executor"])), ""), (html.escape(_word(r["deterministic"])), ""),
+                     (html.escape(_word(r["version"])), ""), (html.escape(_packages(r["packages"])), ""),
+                     (str(r["rows"]), "num"), (str(r["runs"]), "num")])
+    note = ("<p class='note'>How the rows above were computed: one line per distinct git commit, torch threads, "
+            "executor, deterministic mode and library versions, with the rows and runs behind it "
+            "(? = not recorded, e.g. rows imported from older runs).</p>")
+    return note + _table([("git commit", ""), ("threads", "num"), ("executor", ""), ("deterministic", ""),
+                          ("recwise", ""), ("packages", ""), ("rows", "num"), ("runs", "num")], body,
+                         cls="provenance-combos")
 
 
 def build_report(store: ResultStore, out_dir: str | Path, *, split: str = "test", title: str = "recwise results",

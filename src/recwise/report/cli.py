@@ -10,15 +10,20 @@ from pathlib import Path
 
 from recwise.errors import ConfigError
 
-__all__ = ["register"]
+__all__ = ["provenance_lines", "register"]
 
 _GROUPABLE = ("task", "dataset", "model", "seed", "split", "segment", "metric", "config_hash")
+# provenance columns --by also takes (recwise.store.PROVENANCE_COLUMNS; not imported here so that
+# building the parser does not import the store)
+_PROVENANCE = ("git_commit", "git_dirty", "version", "threads", "executor", "deterministic")
 
 
 def register(sub: argparse._SubParsersAction, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser("results", help="query the results store: mean, std and count per group",
                        description="Mean, sample std and count of each group of stored result rows (the latest "
-                                   "run of each cell). `recwise results import PATH...` adds results.csv files.")
+                                   "run of each cell), then the provenance behind them: each distinct (git commit, "
+                                   "threads, executor, deterministic) with its row count. "
+                                   "`recwise results import PATH...` adds results.csv files.")
     _store_arg(p)
     p.add_argument("--task", default=None, help="comma-separated task names")
     p.add_argument("--dataset", default=None, help="comma-separated dataset names")
@@ -27,7 +32,10 @@ def register(sub: argparse._SubParsersAction, add_common: Callable[[argparse.Arg
     p.add_argument("--split", default="test", help="val, test or 'any' (default test)")
     p.add_argument("--segment", default=None, help="comma-separated segments, e.g. all or scenario=0")
     p.add_argument("--by", default="task,dataset,model,split,segment,metric",
-                   help="grouping columns (default task,dataset,model,split,segment,metric)")
+                   help="grouping columns (default task,dataset,model,split,segment,metric); also seed, "
+                        "config_hash and the provenance columns " + ", ".join(_PROVENANCE))
+    p.add_argument("--no-provenance", dest="provenance", action="store_false",
+                   help="leave out the provenance lines under the table")
     p.add_argument("--all-runs", action="store_true", help="count every stored run, not only each cell's latest")
     add_common(p)
     p.set_defaults(func=cmd_results)
@@ -77,9 +85,10 @@ def _store(args: argparse.Namespace):  # noqa: ANN202
 def cmd_results(args: argparse.Namespace) -> int:
     store = _store(args)
     by = _split_list(args.by) or []
-    bad = [c for c in by if c not in _GROUPABLE]
+    bad = [c for c in by if c not in _GROUPABLE + _PROVENANCE]
     if bad:
-        raise ConfigError(f"option --by: cannot group by {bad[0]!r}; choose from {', '.join(_GROUPABLE)}")
+        raise ConfigError(f"option --by: cannot group by {bad[0]!r}; choose from "
+                          f"{', '.join(_GROUPABLE + _PROVENANCE)}")
     filters = {"task": _split_list(args.task), "dataset": _split_list(args.dataset), "model": _split_list(args.model),
                "metric": _split_list(args.metric), "segment": _split_list(args.segment),
                "split": None if args.split == "any" else _split_list(args.split)}
@@ -88,6 +97,9 @@ def cmd_results(args: argparse.Namespace) -> int:
         print(f"no rows match in {store.path}")
     else:
         print(_text_table(df.to_dicts(), by))
+        if getattr(args, "provenance", True):
+            print()
+            print(provenance_lines(store.provenance(latest=not args.all_runs, **filters).to_dicts()))
     fails = store.failures(**{k: v for k, v in filters.items() if k in ("task", "dataset", "model")})
     if fails.height:
         print(f"\n{fails.height} failed cell(s):")
@@ -96,16 +108,37 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
-def _text_table(recs: list[dict], by: list[str]) -> str:
-    cols = [*by, "mean", "std", "n"]
-    cells = [[str(r[c]) for c in by] + [_num(r["mean"]), _num(r["std"]), str(r["count"])] for r in recs]
+def provenance_lines(recs: list[dict]) -> str:
+    """The provenance under a results table: one line per distinct (commit, threads, executor,
+    deterministic), with the rows and runs behind it; '?' where rows do not say."""
+    combos: dict[tuple, list[int]] = {}
+    for r in recs:  # store.provenance() also splits by version and packages: merged here
+        commit = r["git_commit"][:10] + ("+dirty" if r["git_dirty"] else "") if r["git_commit"] else "?"
+        det = "?" if r["deterministic"] is None else ("yes" if r["deterministic"] else "no")
+        key = (commit, "?" if r["threads"] is None else str(r["threads"]), r["executor"] or "?", det)
+        counts = combos.setdefault(key, [0, 0])
+        counts[0] += r["rows"]
+        counts[1] += r["runs"]
+    cols = ["git commit", "threads", "executor", "deterministic", "rows", "runs"]
+    cells = [[*key, str(n), str(runs)] for key, (n, runs) in sorted(combos.items(), key=lambda kv: -kv[1][0])]
+    head = f"provenance of these rows ({len(cells)} distinct):"
+    return head + "\n" + _format(cols, cells, right={1, 4, 5}, indent="  ")
+
+
+def _format(cols: list[str], cells: list[list[str]], *, right: set[int], indent: str = "") -> str:
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    right = {len(by), len(by) + 1, len(by) + 2}
 
     def line(vals: list[str]) -> str:
         padded = (v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))
-        return "  ".join(padded).rstrip()
+        return indent + "  ".join(padded).rstrip()
     return "\n".join([line(cols), line(["-" * w for w in widths]), *(line(row) for row in cells)])
+
+
+def _text_table(recs: list[dict], by: list[str]) -> str:
+    cols = [*by, "mean", "std", "n"]
+    cells = [["?" if r[c] is None else str(r[c]) for c in by] + [_num(r["mean"]), _num(r["std"]), str(r["count"])]
+             for r in recs]
+    return _format(cols, cells, right={len(by), len(by) + 1, len(by) + 2})
 
 
 def _num(x: float | None) -> str:
