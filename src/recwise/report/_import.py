@@ -74,7 +74,9 @@ def _folder_meta(folder: Path) -> dict[str, Any]:
     prov = run.get("provenance")
     if isinstance(prov, dict):
         meta.update({k: v for k, v in provenance_meta(prov).items() if v is not None})
-    meta["executor"] = meta.get("executor") or cell.get("executor") or None
+    for key in ("executor", "threads", "deterministic"):  # the grid runner's cell.json has these too
+        if meta.get(key) is None and cell.get(key) is not None:
+            meta[key] = cell[key]
     meta["config_hash"] = cell.get("key") or run.get("config_hash")
     meta["version"] = meta["version"] or run.get("version") or cell.get("version")
     meta["git_commit"] = meta["git_commit"] or run.get("git_commit") or cell.get("git_commit")
