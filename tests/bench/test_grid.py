@@ -139,7 +139,7 @@ def test_progress_bar_counts_failures_and_is_quiet_when_asked(tmp_path: Path,
 
 def test_finished_cells_are_appended_to_the_store(tmp_path: Path) -> None:
     pytest.importorskip("duckdb")
-    store_mod = pytest.importorskip("recwise.store")
+    import recwise.store as store_mod
     path = tmp_path / "store.duckdb"
     cells = _grid(fail_model="b")
     run_grid(cells, mean_cell, tmp_path / "out", shared=np.arange(30.0), store=path, quiet=True)
@@ -211,7 +211,7 @@ def test_unreachable_ray_address_fails_fast(tmp_path: Path, capsys: pytest.Captu
 
 def test_damaged_store_stops_the_grid_before_any_cell_runs(tmp_path: Path) -> None:
     pytest.importorskip("duckdb")
-    store_mod = pytest.importorskip("recwise.store")
+    import recwise.store as store_mod
     bad = tmp_path / "store.duckdb"
     bad.write_bytes(b"not a duckdb file" * 100)
     with pytest.raises(store_mod.StoreError, match="store.duckdb"):

@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from recwise.tasks.msr import MSRRun, run
 from tests.scale import _ddp_worker as w
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="optional: torch.distributed not built")
 
 
 def _free_port() -> int:

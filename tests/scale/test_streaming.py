@@ -128,7 +128,7 @@ def test_mapped_pages_are_handed_back(tmp_path: Path) -> None:
     """Block shuffling copies each window out of the map and releases the mapped pages at once."""
     smaps = Path("/proc/self/smaps")
     if not smaps.exists():
-        pytest.skip("needs Linux /proc/self/smaps")
+        pytest.skip("optional: needs Linux /proc/self/smaps")
     n = 2_000_000  # 16 MB of int64 ids
     t = _id_table(n)
     folder = save_prepared(tmp_path / "p", Prepared(t, {"train": np.arange(2)}, {}))

@@ -34,7 +34,7 @@ from recwise.results import ResultRow, atomic_write_text, write_results
 from recwise.train import TrainConfig, Trainer, predict, save_model, seed_everything
 from recwise.train.trainer import dist_info, init_distributed
 
-__all__ = ["MSRRun", "bce_loss", "evaluate", "load_preset", "resolve_configs", "run"]
+__all__ = ["MSRRun", "bce_loss", "evaluate", "load_preset", "resolve_configs", "run", "write_predictions"]
 
 TASK = "msr"
 PRESETS = Path(__file__).resolve().parents[2] / "configs" / "msr"
@@ -74,9 +74,14 @@ def bce_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
 
 
 def evaluate(
-    model: nn.Module, data: Batch | TableStream, n_scenarios: int, batch_size: int
+    model: nn.Module, data: Batch | TableStream, n_scenarios: int, batch_size: int,
+    predictions: Path | None = None,
 ) -> dict[str, dict[str, float]]:
-    """AUC and logloss overall (``all``) and per scenario (``scenario=<i>``)."""
+    """AUC and logloss overall (``all``) and per scenario (``scenario=<i>``).
+
+    ``predictions``: also write every row's label, scenario and predicted probability there
+    (``.npz``; the per-row outputs that paired bootstrap tests and other tools re-score).
+    """
     prob = 1.0 / (1.0 + np.exp(-predict(model, data, batch_size).astype(np.float64)))
     if isinstance(data, TableStream):
         s = data.table.schema
@@ -85,12 +90,26 @@ def evaluate(
     else:
         label = data["label"].numpy()
         scen = data["scenario"].numpy()
+    if predictions is not None:
+        write_predictions(predictions, label=label, scenario=scen, prob=prob)
     out = {"all": {"auc": auc(label, prob), "logloss": logloss(label, prob)}}
     for s in range(n_scenarios):
         m = scen == s
         out[f"scenario={s}"] = {"auc": auc(label[m], prob[m]), "logloss": logloss(label[m], prob[m]),
                                 "rows": float(m.sum())}
     return out
+
+
+def write_predictions(path: Path, **columns: np.ndarray) -> None:
+    """Per-row outputs as one ``.npz`` (written to a temporary name, then renamed)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    with os.fdopen(fd, "wb") as fh:
+        np.savez(fh, **{k: np.asarray(v) for k, v in columns.items()})
+    os.replace(tmp, path)
 
 
 def resolve_configs(
@@ -174,7 +193,8 @@ def _run(cell: MSRRun, prepared: Prepared, tcfg: TrainConfig, mcfg: Any, cls: ty
         return got[0]
     rows: list[ResultRow] = []
     for split, data in (("val", val), ("test", test)):
-        for segment, metrics in evaluate(model, data, n_scen, tcfg.eval_batch_size).items():
+        preds = out_dir / "test_predictions.npz" if split == "test" and out_dir is not None else None
+        for segment, metrics in evaluate(model, data, n_scen, tcfg.eval_batch_size, preds).items():
             for metric in ("auc", "logloss"):
                 rows.append(ResultRow(TASK, cell.dataset, cell.model, cell.seed, split, segment, metric, metrics[metric]))
     if out_dir is not None:
