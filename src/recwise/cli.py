@@ -158,6 +158,19 @@ def cmd_list_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from recwise.report.significance import compare_grid, comparison_markdown
+    from recwise.results import atomic_write_text
+
+    comps = compare_grid(args.folder, args.baseline, metric=args.metric, segment=args.segment,
+                         n_resamples=args.resamples, seed=args.resample_seed)
+    md = comparison_markdown(comps, metric=args.metric, segment=args.segment, alpha=args.alpha)
+    if args.write:
+        atomic_write_text(args.folder / "significance.md", md)
+    print(md, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from recwise.tasks.base import TASKS
 
@@ -189,6 +202,20 @@ def build_parser() -> argparse.ArgumentParser:
     q = ds.add_parser("list", help="list the datasets of every task")
     _add_common(q)
     q.set_defaults(func=cmd_list_datasets)
+
+    p = sub.add_parser("compare", help="paired significance tests of a bench folder's models against a baseline",
+                       description="Paired t-test over seeds and (for AUC) a paired bootstrap over the test rows, "
+                                   "from a `recwise bench` output folder.")
+    p.add_argument("folder", type=Path, help="a `recwise bench` output folder (results.csv, cells/)")
+    p.add_argument("--baseline", required=True, help="the model every other model is compared with")
+    p.add_argument("--metric", default="auc")
+    p.add_argument("--segment", default="all", help="all, or scenario=<i> (bootstrap for AUC on all/scenario)")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--resample-seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--write", action="store_true", help="also write <folder>/significance.md")
+    _add_common(p)
+    p.set_defaults(func=cmd_compare)
 
     from recwise.llm import cli as llm_cli
     from recwise.report import cli as report_cli  # `results` and `report`; duckdb/plotly load on use

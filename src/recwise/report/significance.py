@@ -1,0 +1,143 @@
+"""Paired significance tests between the models of one bench folder (``recwise compare``).
+
+For every model against a baseline, on one metric and segment of the test split:
+
+* a paired t-test over the seeds both have (:func:`recwise.metrics.paired_seed_test`): does the
+  model beat the baseline by more than seed noise?
+* for AUC, a paired bootstrap over the test rows (:func:`recwise.metrics.paired_bootstrap_auc`) of
+  the seed-averaged AUC difference, from each cell's ``test_predictions.npz``: is the difference
+  larger than what resampling the test set gives?
+
+A model is called *better* (or *worse*) only when both tests give p < ``alpha`` with the same sign
+as the mean difference; otherwise the two are *not separated* by this evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recwise.errors import ConfigError, DataError
+from recwise.metrics.significance import BootstrapTest, PairedTest, paired_bootstrap_auc, paired_seed_test
+from recwise.registry import did_you_mean
+from recwise.results import ResultRow, lower_is_better, read_results
+
+__all__ = ["Comparison", "compare_grid", "comparison_markdown"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    model: str
+    baseline: str
+    seeds: tuple[int, ...]
+    mean: float  # the model's mean over the common seeds
+    std: float
+    baseline_mean: float
+    seed_test: PairedTest
+    bootstrap: BootstrapTest | None  # None: not AUC, or predictions missing
+
+    def verdict(self, alpha: float = 0.05, *, lower_better: bool = False) -> str:
+        diff = self.mean - self.baseline_mean
+        if lower_better:
+            diff = -diff
+        ps = [self.seed_test.p_value] + ([self.bootstrap.p_value] if self.bootstrap is not None else [])
+        if any(math.isnan(p) for p in ps) or diff == 0:
+            return "not separated"
+        if all(p < alpha for p in ps):
+            return "better" if diff > 0 else "worse"
+        return "not separated"
+
+
+def _values(rows: list[ResultRow], metric: str, segment: str, split: str) -> dict[str, dict[int, float]]:
+    out: dict[str, dict[int, float]] = {}
+    for r in rows:
+        if r.split == split and r.segment == segment and r.metric == metric and not math.isnan(r.value):
+            out.setdefault(r.model, {})[r.seed] = r.value
+    return out
+
+
+def _predictions(out: Path, model: str, seeds: tuple[int, ...], segment: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(labels, probs (seeds x rows))`` of ``model`` from its cells, or None when a file is missing."""
+    labels: np.ndarray | None = None
+    probs = []
+    for s in seeds:
+        path = out / "cells" / model / f"seed{s}" / "test_predictions.npz"
+        if not path.exists():
+            return None
+        with np.load(path) as d:
+            y, p = d["label"], d["prob"]
+            if segment.startswith("scenario="):
+                keep = d["scenario"] == int(segment.split("=", 1)[1])
+                y, p = y[keep], p[keep]
+            elif segment != "all":
+                return None
+        if labels is None:
+            labels = y
+        elif not np.array_equal(labels, y):
+            raise DataError(f"{path}: its test labels differ from seed {seeds[0]}'s; the cells saw other test rows")
+        probs.append(p)
+    assert labels is not None
+    return labels, np.stack(probs)
+
+
+def compare_grid(out: Path, baseline: str, *, metric: str = "auc", segment: str = "all", split: str = "test",
+                 n_resamples: int = 1000, seed: int = 0) -> list[Comparison]:
+    """Every model of the bench folder ``out`` against ``baseline`` (see the module docstring)."""
+    path = out / "results.csv"
+    if not path.exists():
+        raise DataError(f"{path} not found: `recwise compare` reads a `recwise bench` output folder")
+    values = _values(read_results(path), metric, segment, split)
+    if baseline not in values:
+        raise ConfigError(f"option --baseline: no {split} {metric} of '{baseline}' (segment {segment}) in {path}"
+                          f"{did_you_mean(baseline, values)}")
+    base = values[baseline]
+    result = []
+    for model in sorted(values):
+        if model == baseline:
+            continue
+        seeds = tuple(sorted(set(values[model]) & set(base)))
+        if not seeds:
+            continue
+        a = [values[model][s] for s in seeds]
+        b = [base[s] for s in seeds]
+        boot = None
+        if metric == "auc" and split == "test":
+            pm, pb = _predictions(out, model, seeds, segment), _predictions(out, baseline, seeds, segment)
+            if pm is not None and pb is not None:
+                if not np.array_equal(pm[0], pb[0]):
+                    raise DataError(f"{out}: '{model}' and '{baseline}' were tested on different rows")
+                boot = paired_bootstrap_auc(pm[0], pm[1], pb[1], n_resamples=n_resamples, seed=seed)
+        result.append(Comparison(model, baseline, seeds, float(np.mean(a)),
+                                 float(np.std(a, ddof=1)) if len(a) > 1 else 0.0, float(np.mean(b)),
+                                 paired_seed_test(a, b), boot))
+    return result
+
+
+def _p(p: float, resolution: float = 0.001) -> str:
+    if math.isnan(p):
+        return "-"
+    return f"< {resolution:.3g}" if p < resolution else f"{p:.3f}"
+
+
+def comparison_markdown(comps: list[Comparison], *, metric: str = "auc", segment: str = "all",
+                        alpha: float = 0.05) -> str:
+    """One row per model: mean ± std, difference to the baseline, both p-values and the verdict."""
+    if not comps:
+        return "no model shares a seed with the baseline\n"
+    lower = lower_is_better(metric)
+    base = comps[0].baseline
+    lines = [f"Test {metric} ({segment}) against **{base}** ({comps[0].baseline_mean:.4f}); "
+             f"verdict at alpha = {alpha}: both tests agree.", "",
+             f"| model | seeds | {metric} mean ± std | Δ vs {base} | paired t p (seeds) | bootstrap Δ [95% CI] "
+             f"| bootstrap p (test rows) | verdict |", "|---|---|---|---|---|---|---|---|"]
+    order = sorted(comps, key=lambda c: c.mean, reverse=not lower)
+    for c in order:
+        b = c.bootstrap
+        boot = "-" if b is None else f"{b.mean_diff:+.4f} [{b.ci_low:+.4f}, {b.ci_high:+.4f}]"
+        lines.append(f"| {c.model} | {len(c.seeds)} | {c.mean:.4f} ± {c.std:.4f} | {c.mean - c.baseline_mean:+.4f} | "
+                     f"{_p(c.seed_test.p_value)} | {boot} | {_p(b.p_value, 2 / b.n_resamples) if b is not None else '-'} | "
+                     f"{c.verdict(alpha, lower_better=lower)} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,71 @@
+"""`recwise compare`: paired tests over seeds and test rows from a bench folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recwise.cli import main
+from recwise.metrics import auc
+from recwise.report.significance import compare_grid, comparison_markdown
+from recwise.results import ResultRow, write_results
+
+
+def _bench(out: Path, noise: dict[str, float], seeds: int = 3, rows: int = 4000) -> None:
+    """A bench folder whose models score the same labels with planted noise levels."""
+    rng = np.random.default_rng(0)
+    label = (rng.random(rows) < 0.4).astype(np.float32)
+    scen = rng.integers(0, 2, rows)
+    result = []
+    for model, sigma in noise.items():
+        for s in range(seeds):
+            prob = 1 / (1 + np.exp(-((label - 0.5) * 2 + rng.normal(0, sigma, rows))))
+            cell = out / "cells" / model / f"seed{s}"
+            cell.mkdir(parents=True)
+            np.savez(cell / "test_predictions.npz", label=label, scenario=scen, prob=prob)
+            result.append(ResultRow("msr", "toy", model, s, "test", "all", "auc", auc(label, prob)))
+            for k in range(2):
+                m = scen == k
+                result.append(ResultRow("msr", "toy", model, s, "test", f"scenario={k}", "auc", auc(label[m], prob[m])))
+    write_results(out / "results.csv", result)
+
+
+def test_a_clearly_better_model_is_better_and_a_twin_is_not_separated(tmp_path: Path) -> None:
+    _bench(tmp_path, {"floor": 2.0, "good": 1.0, "twin": 2.0})
+    comps = {c.model: c for c in compare_grid(tmp_path, "floor", n_resamples=300)}
+    good, twin = comps["good"], comps["twin"]
+    assert good.mean > good.baseline_mean and good.seed_test.p_value < 0.01
+    assert good.bootstrap is not None and good.bootstrap.p_value < 0.01 and good.bootstrap.ci_low > 0
+    assert good.verdict() == "better"
+    # same noise level: the seeds do not separate them (the rows alone may: one draw of noise vs another)
+    assert twin.verdict() == "not separated" and twin.seed_test.p_value > 0.05
+    flipped = {c.model: c for c in compare_grid(tmp_path, "good", n_resamples=300)}["floor"]
+    assert flipped.verdict() == "worse" and flipped.bootstrap is not None
+    assert flipped.bootstrap.mean_diff == pytest.approx(-good.bootstrap.mean_diff)
+    md = comparison_markdown(list(comps.values()))
+    assert md.index("| good |") < md.index("| twin |") and "| better |" in md
+
+
+def test_scenario_segments_bootstrap_the_scenario_rows(tmp_path: Path) -> None:
+    _bench(tmp_path, {"floor": 2.0, "good": 1.0})
+    c = compare_grid(tmp_path, "floor", segment="scenario=1", n_resamples=200)[0]
+    assert c.bootstrap is not None and c.bootstrap.n_rows < 4000
+
+
+def test_missing_predictions_leave_only_the_seed_test(tmp_path: Path) -> None:
+    _bench(tmp_path, {"floor": 2.0, "good": 1.0})
+    (tmp_path / "cells" / "good" / "seed2" / "test_predictions.npz").unlink()
+    c = compare_grid(tmp_path, "floor", n_resamples=100)[0]
+    assert c.bootstrap is None and c.seed_test.n == 3
+
+
+def test_cli_compare_writes_the_table_and_rejects_a_bad_baseline(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    _bench(tmp_path, {"floor": 2.0, "good": 1.0})
+    assert main(["compare", str(tmp_path), "--baseline", "floor", "--resamples", "100", "--write"]) == 0
+    assert "| good | 3 |" in capsys.readouterr().out and (tmp_path / "significance.md").exists()
+    assert main(["compare", str(tmp_path), "--baseline", "flor"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "did you mean 'floor'" in err and len(err.splitlines()) == 1
