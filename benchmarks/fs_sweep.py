@@ -1,18 +1,20 @@
 """The full ERASE sweep on MovieLens-100K: 11 methods x 4 backbones x k grid x 3 seeds, timed.
 
-Runs ``recwise.tasks.selection.bench`` (what ``recwise bench selection`` runs) with ERASE's
-settings: Adam 1e-3, batch 4096, early stopping on validation AUC with patience 3 (ERASE README),
-an epoch cap (``--epochs``, default 100 as the README), 1 torch thread per worker process.
-Rankings of shallow methods are computed once per seed and shared by the backbones; a field set
-already trained for a (backbone, seed) is reused. Resumable: rerun with the same --out.
+Runs ``recwise bench selection`` (the grid runner, one cell per method x backbone x seed) with
+ERASE's settings: Adam 1e-3, batch 4096, early stopping on validation AUC with patience 3 (ERASE
+README), an epoch cap (``--epochs``, default 100 as the README), 1 torch thread per cell. The
+cells share the bench folder's caches: rankings of shallow methods are computed once per seed and
+shared by the backbones; a field set already trained for a (backbone, seed) is reused.
+Resumable: rerun with the same --out. ``--executor ray --workers N`` runs N cells at once on a
+local Ray (the default, ``local``, runs the cells one by one in this process).
 
 Prints wall time, time per phase (searches by method, retrains by backbone: seconds and
-epochs), and, when run on a part of the grid (fewer seeds/backbones/methods), an estimate of the
-full sweep's wall time from the measured per-search and per-retrain costs.
+epochs, from the caches), and, when run on a part of the grid (fewer seeds/backbones/methods),
+an estimate of the full sweep's wall time from the measured per-search and per-retrain costs.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fs_sweep.py --out /tmp/fs-sweep            # full
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fs_sweep.py --seeds 1 --out /tmp/fs-seed0  # a third
-    .venv/bin/python benchmarks/fs_sweep.py --report-only --out /tmp/fs-seed0              # costs so far
+    .venv/bin/python benchmarks/fs_sweep.py --executor ray --workers 2 --out /tmp/fs-sweep     # full
+    .venv/bin/python benchmarks/fs_sweep.py --seeds 1 --out /tmp/fs-seed0                     # a third
+    .venv/bin/python benchmarks/fs_sweep.py --report-only --out /tmp/fs-seed0                 # costs so far
 """
 
 from __future__ import annotations
@@ -24,21 +26,14 @@ import statistics
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # the tree libraries' threads: one per cell, as torch's
 
-import torch  # noqa: E402
+from recwise.cli import main as recwise_main  # noqa: E402
+from recwise.tasks.selection import ERASE_BACKBONES, ERASE_METHODS, Ranking, depends_on_backbone  # noqa: E402
 
-from recwise.config import replace  # noqa: E402
-from recwise.data.datasets.fs_tables import prepare_fs  # noqa: E402
-from recwise.select import ERASE_TRAIN  # noqa: E402
-from recwise.tasks.selection import (  # noqa: E402
-    ERASE_BACKBONES,
-    ERASE_METHODS,
-    bench,
-    depends_on_backbone,
-    parse_k_grid,
-    resolve_fields,
-)
+
+def _count(folder: Path) -> int:
+    return len(list(folder.glob("*.json"))) if folder.is_dir() else 0
 
 
 def main() -> None:
@@ -51,51 +46,56 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--patience", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--executor", choices=("local", "ray"), default="local")
+    ap.add_argument("--workers", type=int, default=None, help="CPUs of the local Ray (--executor ray)")
+    ap.add_argument("--store", default="none", help="results store to append to (default: none)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/recwise-fs-sweep"))
     ap.add_argument("--report-only", action="store_true",
                     help="only print the costs and the estimate from the files in --out (e.g. of a killed run)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-
-    methods = [m for m in args.methods.split(",") if m]
-    backbones = [b for b in args.backbones.split(",") if b]
-    prepared = prepare_fs(args.dataset, args.data_dir)
-    ks = parse_k_grid(args.k, len(resolve_fields(prepared, None)))
-    train = replace(ERASE_TRAIN, epochs=args.epochs, patience=args.patience, device="cpu")
+    cache = args.out / "cache"
+    cores = (args.workers or 1) if args.executor == "ray" else 1
     if not args.report_only:
+        before = _count(cache / "rankings"), _count(cache / "retrains")
+        argv = ["--threads", "1", "bench", "selection", "--dataset", args.dataset, "--methods", args.methods,
+                "--backbones", args.backbones, "--k", args.k, "--seeds", str(args.seeds), "--epochs",
+                str(args.epochs), "--set", f"train.patience={args.patience}", "--set", "train.device=cpu",
+                "--executor", args.executor, "--store", args.store, "--out", str(args.out)]
+        if args.data_dir:
+            argv += ["--data-dir", args.data_dir]
+        if args.workers:
+            argv += ["--workers", str(args.workers)]
         t0 = time.perf_counter()
-        res = bench(prepared, args.dataset, methods=methods, backbones=backbones, k=ks, seeds=range(args.seeds),
-                    out_dir=args.out, train=train, workers=args.workers, progress=True)
+        code = recwise_main(argv)
         wall = time.perf_counter() - t0
-        print((args.out / "results.md").read_text())
-        print(f"wall {wall:.0f} s ({wall / 60:.1f} min) with {args.workers} workers: {res.searches_run} searches, "
-              f"{res.retrains_run} retrains run, {res.retrains_reused} reused; failed: {len(res.failed)}")
-    report(args.out, ks, args.workers)
+        searches, retrains = _count(cache / "rankings") - before[0], _count(cache / "retrains") - before[1]
+        reused = sum(json.loads(p.read_text()).get("retrains_reused", 0)
+                     for p in (args.out / "cells").glob("*/seed*/run.json"))
+        print(f"wall {wall:.0f} s ({wall / 60:.1f} min), {args.executor} executor with {cores} cell(s) at once: "
+              f"{searches} searches, {retrains} retrains run; {reused} retrains reused over all cells; "
+              f"exit code {code}")
+    report(args.out, cores)
 
 
-def report(out: Path, ks: tuple[int, ...], workers: int) -> None:
-    """Per-phase CPU costs from the files of a (possibly partial or killed) run, and the estimate
+def report(out: Path, workers: int) -> None:
+    """Per-phase CPU costs from the caches of a (possibly partial or killed) run, and the estimate
     of the full grid: 3 seeds x ERASE's 11 methods x 4 backbones x the k grid."""
-    from recwise.tasks.selection import Ranking
-
-    rankings = [Ranking.from_json(p.read_text()) for p in sorted((out / "rankings").glob("*.json"))]
+    cache = out / "cache"
+    rankings = [Ranking(**json.loads(p.read_text())["value"]) for p in sorted((cache / "rankings").glob("*.json"))]
     search_s: dict[str, list[float]] = {}
     for r in rankings:
         search_s.setdefault(r.method, []).append(r.search_cpu_seconds or r.search_seconds)
     retrain_s: dict[str, list[float]] = {}
     retrain_ep: dict[str, list[float]] = {}
-    keys = []
-    path = out / "retrains.jsonl"
-    for line in path.read_text().splitlines() if path.exists() else []:
+    for p in sorted((cache / "retrains").glob("*.json")):
         try:
-            rec = json.loads(line)
+            rec = json.loads(p.read_text())
         except json.JSONDecodeError:
             continue
-        bb = rec["key"].split("|")[0]
-        keys.append(rec["key"])
-        retrain_s.setdefault(bb, []).append(rec["metrics"].get("cpu_seconds", rec["metrics"]["seconds"]))
-        retrain_ep.setdefault(bb, []).append(rec["metrics"]["epochs"])
+        bb, metrics = rec["key"]["backbone"], rec["value"]
+        retrain_s.setdefault(bb, []).append(metrics.get("cpu_seconds", metrics["seconds"]))
+        retrain_ep.setdefault(bb, []).append(metrics["epochs"])
+    ks = sorted({k for p in (out / "cells").glob("*/seed*/run.json") for k in json.loads(p.read_text())["k"]})
     # -- per-phase costs: process CPU seconds inside each job (1 thread), i.e. what each job takes on
     # a quiet machine; the wall time above also includes waiting for the shared cores
     print("\nsearch CPU seconds per method (mean over its searches):")
@@ -104,7 +104,7 @@ def report(out: Path, ks: tuple[int, ...], workers: int) -> None:
     print("retrain CPU seconds / epochs per backbone (mean):")
     for b, v in sorted(retrain_s.items()):
         print(f"  {b:<10} {statistics.mean(v):6.1f} s, {statistics.mean(retrain_ep[b]):4.1f} epochs x {len(v)}")
-    if not search_s or not retrain_s:
+    if not search_s or not retrain_s or not ks:
         print("not enough finished jobs for an estimate yet")
         return
     # distinct field sets per (backbone, seed), from the rankings on disk
@@ -137,6 +137,7 @@ def report(out: Path, ks: tuple[int, ...], workers: int) -> None:
           f"~{sum(n_retrain.values()):.0f} distinct retrains ({retrain_total:.0f} CPU s; distinct-set ratio "
           f"{ratio:.2f} from {len(ratios)} (backbone, seed) groups) -> ~{est / 60:.0f} min on {workers} "
           f"quiet cores" + (f"; costs of {missing} not measured yet (mean used)" if missing else ""))
+
 
 if __name__ == "__main__":
     main()
