@@ -28,8 +28,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # the tree libraries' threads: one per cell, as torch's
 
-from recwise.cli import main as recwise_main  # noqa: E402
-from recwise.tasks.selection import ERASE_BACKBONES, ERASE_METHODS, Ranking, depends_on_backbone  # noqa: E402
+from recwise.cli import main as recwise_main
+from recwise.tasks.selection import ERASE_BACKBONES, ERASE_METHODS, Ranking, depends_on_backbone
 
 
 def _count(folder: Path) -> int:
@@ -112,7 +112,7 @@ def report(out: Path, workers: int) -> None:
     for r in rankings:
         by_seed.setdefault(r.seed, []).append(r)
     ratios = []
-    for seed, rs in by_seed.items():
+    for rs in by_seed.values():
         for b in ERASE_BACKBONES:
             usable = [r for r in rs if r.backbone in (None, b) and r.method in ERASE_METHODS]
             if len({r.method for r in usable}) < len(ERASE_METHODS):

@@ -33,7 +33,8 @@ from recwise.tasks.selection import (
 from recwise.tasks.selection.protocol import cached
 
 TRAIN = replace(ERASE_TRAIN, epochs=4, batch_size=512, patience=2, device="cpu")
-TRAIN_SETS = ["--epochs", "4", "--set", "train.batch_size=512", "--set", "train.patience=2", "--set", "train.device=cpu"]
+TRAIN_SETS = ["--epochs", "4", "--set", "train.batch_size=512", "--set", "train.patience=2",
+              "--set", "train.device=cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,7 @@ def test_run_selects_planted_fields_and_beats_the_noise(planted, tmp_path: Path)
 # the bench: the task's cells through the grid runner, on the planted data
 
 
-def _bench(planted, out: Path, argv: list[str], *, ks=(1, 3, 6), seeds=(0, 1), **grid):  # noqa: ANN001, ANN202
+def _bench(planted, out: Path, argv: list[str], *, ks=(1, 3, 6), seeds=(0, 1), **grid: object):  # noqa: ANN001, ANN202
     """What `recwise bench selection` does, with the planted table in place of a registered dataset."""
     args = build_parser().parse_args(["bench", "selection", *TRAIN_SETS, *argv])
     units = TASK.expand_units(args.units)
