@@ -1,7 +1,7 @@
 """Item text and the bookkeeping every offline LLMERS step shares.
 
 * :func:`read_item_meta`: title, year and genres per raw item id, from MovieLens-100K's item file
-  (GroupLens ``u.item`` or RecBole ``ml-100k.item``).
+  (GroupLens ``u.item`` or RecBole ``ml-100k.item``; the readers live in :mod:`recwise.data.item_text`).
 * :func:`item_tokens`: raw item id of every internal item id (1..n), rebuilt the way the
   sequential loader builds them (the prepared-data cache does not keep them).
 * :func:`item_texts`: ``"Title (year). Genres: a, b."`` per internal item id (row 0 = padding).
@@ -22,77 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from recwise.data.item_text import ItemMeta, read_item_meta
 from recwise.data.sequence import Sequences, build_sequences
 from recwise.errors import DataError
 from recwise.results import atomic_write_text
 
 __all__ = ["ItemMeta", "StepStats", "encode_rows", "item_meta_rows", "item_texts", "item_tokens", "read_item_meta",
            "lazy_generator", "write_jsonl"]
-
-GENRES_100K = (
-    "unknown Action Adventure Animation Children's Comedy Crime Documentary Drama Fantasy "
-    "Film-Noir Horror Musical Mystery Romance Sci-Fi Thriller War Western"
-).split()
-
-
-@dataclass(frozen=True)
-class ItemMeta:
-    title: str
-    year: str
-    genres: tuple[str, ...]
-
-    def text(self) -> str:
-        year = f" ({self.year})" if self.year else ""
-        genres = f" Genres: {', '.join(self.genres)}." if self.genres else ""
-        return f"{self.title}{year}.{genres}"
-
-
-def _split_title(title: str) -> tuple[str, str]:
-    """``"Toy Story (1995)"`` -> ``("Toy Story", "1995")``."""
-    t = title.strip()
-    if t.endswith(")") and "(" in t:
-        head, _, tail = t[:-1].rpartition("(")
-        if tail.isdigit() and len(tail) == 4:
-            return head.strip(), tail
-    return t, ""
-
-
-def read_item_meta(name: str, data_dir: str | os.PathLike[str] | None = None) -> dict[str, ItemMeta]:
-    """Raw item id -> :class:`ItemMeta`. Only MovieLens-100K has item text here."""
-    from recwise.data.datasets._base import read_csv
-    from recwise.data.seq_datasets import default_raw_dir
-
-    if name != "ml-100k":
-        raise DataError(f"dataset '{name}' has no item text reader (LLMERS runs on ml-100k); item text comes from "
-                        "MovieLens-100K's u.item or ml-100k.item")
-    raw = Path(data_dir) if data_dir is not None else default_raw_dir(name)
-    out: dict[str, ItemMeta] = {}
-    if (raw / "u.item").exists():
-        path = raw / "u.item"
-        df = read_csv(path, separator="|", has_header=False, encoding="utf8-lossy", quote_char=None,
-                      new_columns=["item", "title", "release", "video_release", "url", *GENRES_100K])
-        flags = df.select(GENRES_100K).to_numpy().astype(bool)
-        for token, title, release, row in zip(df["item"].cast(str), df["title"].cast(str), df["release"], flags):
-            t, year = _split_title(title or "")
-            if not year and release:
-                year = str(release)[-4:]
-            out[str(token)] = ItemMeta(t, year, tuple(g for g, f in zip(GENRES_100K, row) if f and g != "unknown"))
-    elif (raw / "ml-100k.item").exists():
-        path = raw / "ml-100k.item"
-        df = read_csv(path, separator="\t", quote_char=None, encoding="utf8-lossy", infer_schema=False)
-        df = df.rename({c: c.split(":")[0] for c in df.columns})
-        missing = [c for c in ("item_id", "movie_title") if c not in df.columns]
-        if missing:
-            raise DataError(f"item file {path}: column '{missing[0]}' missing (has {df.columns})")
-        years = df["release_year"] if "release_year" in df.columns else [None] * len(df)
-        genres = df["class"] if "class" in df.columns else [None] * len(df)
-        for token, title, year, g in zip(df["item_id"], df["movie_title"], years, genres):
-            t, y = _split_title(title or "")
-            out[str(token)] = ItemMeta(t, str(year or y or ""),
-                                       tuple(x for x in (g or "").split() if x and x != "unknown"))
-    else:
-        raise DataError(f"no MovieLens-100K item file in {raw}: expected u.item or ml-100k.item; pass --data-dir")
-    return out
 
 
 def item_tokens(name: str, seqs: Sequences, data_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
