@@ -13,7 +13,7 @@ from recwise.select import SELECTORS, get_selector, list_selectors, rank_fields
 def test_registry_has_the_core_methods() -> None:
     assert {"lasso", "gbdt", "rf", "xgboost", "lightgbm", "permutation", "permutation_deep", "chi2",
             "mi"} <= set(list_selectors())
-    for cls in SELECTORS.values():
+    for _, cls in SELECTORS.items():
         assert cls.family in ("shallow", "filter", "permutation", "gate", "sensitivity", "llm")
 
 
