@@ -1,11 +1,12 @@
 """PAD's serving cost vs its SASRec backbone: scoring latency per user, no LLM in the path.
 
-Loads a finished ``recwise run pad`` folder (``run.json``, ``phase1/`` and ``phase3/`` weights, the
-cached phase-0 text matrix), builds the backbone (phase 1, ``sasrec-bce``) and PAD (phase 3) and
-times full-ranking scores for the test users: per user (batch 1, median over ``--users``) and per
-batch of ``--batch`` users. PAD's item tables (ID, aligned = CAT(id, T(text)), text-only = T3(text))
-are fixed after training and computed once (``cache_tables``); the cost per request is three
-SASRec towers and three dot products against (V, d) tables, versus one for the backbone.
+Loads a finished ``recwise run pad`` folder or ``recwise bench pad`` cell (``<out>/cells/pad/seed<k>``):
+``run.json``, ``phase1/`` and ``phase3/`` weights, the cached phase-0 text matrix. Builds the backbone
+(phase 1, ``sasrec-bce``) and PAD (phase 3) and times full-ranking scores for the test users: per
+user (batch 1, median over ``--users``) and per batch of ``--batch`` users. PAD's item tables (ID,
+aligned = CAT(id, T(text)), text-only = T3(text)) are fixed after training and computed once
+(``cache_tables``); the cost per request is three SASRec towers and three dot products against
+(V, d) tables, versus one for the backbone.
 
     .venv/bin/python benchmarks/pad_serving.py runs/pad-ml-100k/seed0 --threads 1
 """
@@ -20,15 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from recwise.config import config_from_dict
 from recwise.data.seq_datasets import load_sequences
-from recwise.data.sequence import eval_inputs
+from recwise.data.sequence import eval_inputs, seq_schema
+from recwise.metrics.sequential import popularity_bins, train_item_counts
 from recwise.models.seq.pad import PADConfig, PADPhase1, PADPhase3
-from recwise.tasks.seq_popularity import popularity_bins, train_item_counts
-from recwise.tasks.sequential import seq_schema
 from recwise.train.checkpoint import _load_state
-from safetensors.torch import load_file
 
 
 def main() -> None:

@@ -6,11 +6,20 @@ import numpy as np
 import pytest
 import torch
 
+from recwise.data.sequence import seq_schema
 from recwise.errors import ConfigError
-from recwise.models.seq.pad import (PADConfig, PADPhase1, PADPhase2, PADPhase3, gate_init, gaussian_kernel,
-                                    info_nce, mk_mmd, sample_negatives)
-from recwise.tasks.pad import _train_windows, train_keys
-from recwise.tasks.sequential import seq_schema
+from recwise.models.seq.pad import (
+    PADConfig,
+    PADPhase1,
+    PADPhase2,
+    PADPhase3,
+    gate_init,
+    gaussian_kernel,
+    info_nce,
+    mk_mmd,
+    sample_negatives,
+)
+from recwise.tasks.pad.protocol import _train_windows, train_keys
 
 TINY = PADConfig(hidden_size=16, n_layers=1, n_heads=1, inner_size=32, max_len=6, text_layers=1, mmd_group=4)
 

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import astuple
 import json
 import os
 import shutil
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-import recwise.tasks.pad as pad_task
+import recwise.tasks.pad.protocol as pad_task
 from recwise.data.sequence import eval_inputs
+from recwise.metrics.sequential import (
+    evaluate_by_popularity,
+    popularity_bins,
+    train_item_counts,
+)
 from recwise.models.seq.pad import PADPhase1, PADPhase3
-from recwise.tasks.pad import PADRun, encode_item_texts, PADTextConfig, run
-from recwise.tasks.seq_popularity import evaluate_by_popularity, popularity_bins, train_item_counts
+from recwise.tasks.pad import PADRun, PADTextConfig, encode_item_texts, run
 
 TINY = {"hidden_size": 16, "n_layers": 1, "n_heads": 1, "inner_size": 32, "max_len": 6, "text_layers": 1,
         "mmd_group": 4}
@@ -156,14 +160,27 @@ def test_cli_run_and_resume_and_bench(tmp_path: Path, monkeypatch, capsys) -> No
     with open(out / "results.csv") as fh:
         assert list(csv.DictReader(fh)) == rows
     assert json.loads((out / "run.json").read_text())["phases"]["0"]["cache"] == "hit"
-    # bench: seed 0's cell is the run above (reused), seed 1 runs
+    # bench (through the grid runner): seed 0's cell starts from the run above, whose finished phases
+    # are loaded, not trained again; seed 1 runs
     bench = tmp_path / "bench"
-    shutil.copytree(out, bench / "cells" / "seed0")
-    assert main(["--threads", "1", "bench", "pad", *opts, "--seeds", "2", "--out", str(bench)]) == 0
+    seed0 = bench / "cells" / "pad" / "seed0"
+    shutil.copytree(out, seed0)
+    weights = [(seed0 / f"phase{k}" / "model.safetensors").stat().st_mtime_ns for k in (1, 2, 3)]
+    bench_cmd = ["--threads", "1", "bench", "pad", *opts, "--seeds", "2", "--out", str(bench), "--store", "none"]
+    assert main(bench_cmd) == 0
+    assert "2 cells run, 0 reused, 0 failed" in capsys.readouterr().out
+    assert [(seed0 / f"phase{k}" / "model.safetensors").stat().st_mtime_ns for k in (1, 2, 3)] == weights
+    with open(seed0 / "results.csv") as fh:
+        assert list(csv.DictReader(fh)) == rows
     md = (bench / "results.md").read_text()
     assert "± " in md and "| pad |" in md and "| sasrec-bce |" in md and "phase2" in md
     with open(bench / "results.csv") as fh:
         assert {r["seed"] for r in csv.DictReader(fh)} == {"0", "1"}
+    # a re-run reuses both cells
+    monkeypatch.setattr(pad_task, "run", lambda *a, **k: pytest.fail("a finished cell ran again"))
+    assert main(bench_cmd) == 0
+    assert "0 cells run, 2 reused, 0 failed" in capsys.readouterr().out
+    assert (bench / "results.md").read_text() == md
     # a bad option is a one-line error naming it
     capsys.readouterr()
     assert main(cmd + ["--set", "model.hiden_size=8"]) == 2

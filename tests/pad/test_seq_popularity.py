@@ -1,4 +1,4 @@
-"""Metrics by popularity bin of the target item (recwise.tasks.seq_popularity)."""
+"""Metrics by popularity bin of the target item (recwise.metrics.sequential)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import torch
 from torch import nn
 
 from recwise.data.sequence import build_sequences, eval_inputs
-from recwise.tasks.seq_popularity import (evaluate_by_popularity, popularity_bins, segment_metrics,
-                                          train_item_counts)
+from recwise.metrics.sequential import (
+    evaluate_by_popularity,
+    popularity_bins,
+    segment_metrics,
+    train_item_counts,
+)
 from recwise.tasks.sequential import evaluate
 
 

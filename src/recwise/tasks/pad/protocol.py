@@ -2,7 +2,7 @@
 PAD's evaluation protocol, resumable phase by phase.
 
 * Phase 0: each item's text (ML-100K: title, release year and genres from the item file; other
-  datasets: whatever their item file holds, see :func:`item_texts`) is encoded once by the LLM
+  datasets: whatever their item file holds, see :func:`recwise.data.item_text.item_texts`) is encoded once by the LLM
   layer's encoder (``text.encoder=minilm`` offline by default; a sentence-transformers folder, or
   ``text.backend=http`` for a served model; ``hash`` is a model-free hashed bag of words for tests
   and machines without the wheel). The matrix is cached on disk under
@@ -15,7 +15,7 @@ PAD's evaluation protocol, resumable phase by phase.
 * Evaluation (PAD's): leave-one-out, full ranking over all items with the user's history masked
   (``train.mask_history=true``), Hit@k / NDCG@k / MRR@k overall, per popularity bin of the target
   item (``pop=1`` most popular .. ``pop=10`` coldest, ``pop=warm``, ``pop=cold``) and for the
-  shortest-history users (``hist=short``), see :mod:`recwise.tasks.seq_popularity`.
+  shortest-history users (``hist=short``), see :mod:`recwise.metrics.sequential`.
 
 Result rows (task ``pad``) are written for three models: ``sasrec-bce`` (phase 1: PAD's SASRec
 backbone alone), ``pad-aligned`` (phase 2's tower alone) and ``pad`` (phase 3).
@@ -42,16 +42,20 @@ from torch import nn
 import recwise
 from recwise.config import config_from_dict, config_hash, config_to_dict
 from recwise.data.cache import default_root
-from recwise.data.sequence import Sequences, eval_inputs, sequence_examples
-from recwise.errors import CheckpointError, ConfigError, DataError
+from recwise.data.item_text import item_texts
+from recwise.data.sequence import Sequences, eval_inputs, seq_schema, sequence_examples
+from recwise.errors import CheckpointError, ConfigError
+from recwise.metrics.sequential import (
+    evaluate_by_popularity,
+    popularity_bins,
+    train_item_counts,
+)
 from recwise.models.seq.pad import PADConfig, PADPhase1, PADPhase2, PADPhase3
 from recwise.results import ResultRow, atomic_write_text, write_results
-from recwise.data.sequence import seq_schema
-from recwise.metrics.sequential import evaluate_by_popularity, popularity_bins, train_item_counts
 from recwise.train import TrainConfig, Trainer, seed_everything
 
-__all__ = ["HashingBackend", "PADRun", "PADTextConfig", "PADTrainConfig", "encode_item_texts", "item_texts",
-           "run", "split_overrides", "train_keys"]
+__all__ = ["PHASE_MODELS", "HashingBackend", "PADRun", "PADTextConfig", "PADTrainConfig", "encode_item_texts",
+           "item_texts", "phase_fingerprints", "run", "train_keys"]
 
 TASK = "pad"
 PHASE_MODELS = {1: "sasrec-bce", 2: "pad-aligned", 3: "pad"}
@@ -108,133 +112,8 @@ class PADRun:
     data_dir: str | None = None
 
 
-def split_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    """``train.x`` / ``model.y`` / ``text.z`` overrides; a bare key goes to train."""
-    out: dict[str, dict[str, str]] = {"train": {}, "model": {}, "text": {}}
-    for key, value in overrides.items():
-        scope, _, name = key.rpartition(".")
-        scope = scope or "train"
-        if scope not in out:
-            raise ConfigError(f"--set key {key!r} must start with 'train.', 'model.' or 'text.'")
-        out[scope][name] = value
-    return out["train"], out["model"], out["text"]
-
-
 # ------------------------------------------------------------------------------ phase 0: texts
-
-_ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-                  "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-                  "War", "Western")
-
-
-def _read_atomic_item(path: Path) -> dict[str, str]:
-    """A RecBole ``.item`` file: every ``token``/``token_seq`` column after the id, joined."""
-    import polars as pl
-
-    df = pl.read_csv(path, separator="\t", quote_char=None, encoding="utf8-lossy", infer_schema=False)
-    cols = [c for c in df.columns if c.split(":")[-1] in ("token", "token_seq")]
-    if not cols or not cols[0].startswith(("item_id", "business_id")):
-        raise DataError(f"item file {path}: expected an 'item_id:token' column first; got {df.columns[:3]}")
-    idc, text_cols = cols[0], [c for c in cols[1:] if not c.startswith(("sales_rank", "price"))]
-    rows = df.select([idc, *text_cols]).fill_null("").iter_rows()
-    return {r[0]: " ".join(str(v) for v in r[1:] if v).strip() for r in rows}
-
-
-def _read_u_item(path: Path) -> dict[str, str]:
-    """ML-100K ``u.item``: ``id|title|release date|video date|url|19 genre flags`` (latin-1)."""
-    out = {}
-    for n, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
-        if not line.strip():
-            continue
-        f = line.split("|")
-        if len(f) < 5 + len(_ML100K_GENRES):
-            raise DataError(f"item file {path}: line {n} has {len(f)} fields; expected {5 + len(_ML100K_GENRES)}")
-        title = f[1]
-        year = f[2][-4:] if f[2] else ""
-        genres = [g for g, flag in zip(_ML100K_GENRES, f[5:]) if flag.strip() == "1" and g != "unknown"]
-        if year and title.endswith(f"({year})"):
-            title = title[: -len(year) - 2].strip()
-        out[f[0]] = " ".join(x for x in (title, year, " ".join(genres)) if x)
-    return out
-
-
-def _read_movies_dat(path: Path) -> dict[str, str]:
-    """ML-1M ``movies.dat``: ``MovieID::Title (Year)::Genre|Genre``."""
-    out = {}
-    for line in path.read_text(encoding="latin-1").splitlines():
-        f = line.split("::")
-        if len(f) >= 3:
-            out[f[0]] = f"{f[1]} {f[2].replace('|', ' ')}"
-    return out
-
-
-def _read_json_meta(path: Path, id_field: str, fields: Sequence[str]) -> dict[str, str]:
-    """Amazon 2014 metadata (Python-literal lines) or Yelp business JSON lines."""
-    import ast
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    out = {}
-    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                try:
-                    rec = ast.literal_eval(line)
-                except (ValueError, SyntaxError):
-                    raise DataError(f"item file {path}: line {n} is neither JSON nor a Python literal") from None
-            parts = []
-            for fld in fields:
-                v = rec.get(fld)
-                if isinstance(v, list):
-                    v = " ".join(" ".join(x) if isinstance(x, list) else str(x) for x in v)
-                if v:
-                    parts.append(str(v))
-            if id_field in rec:
-                out[str(rec[id_field])] = " ".join(parts)
-    return out
-
-
-def _item_file(dataset: str, raw: Path) -> tuple[Path, Any]:
-    candidates: list[tuple[str, Any]] = {
-        "ml-100k": [("ml-100k.item", _read_atomic_item), ("u.item", _read_u_item)],
-        "ml-1m": [("ml-1m.item", _read_atomic_item), ("movies.dat", _read_movies_dat)],
-        "yelp": [("yelp.item", _read_atomic_item),
-                 ("yelp_academic_dataset_business.json",
-                  lambda p: _read_json_meta(p, "business_id", ("name", "categories", "city")))],
-    }.get(dataset, [])
-    if dataset.startswith("amazon-"):
-        cat = {"amazon-beauty": "Beauty", "amazon-sports": "Sports_and_Outdoors",
-               "amazon-games": "Video_Games"}[dataset]
-        meta = lambda p: _read_json_meta(p, "asin", ("title", "brand", "categories"))  # noqa: E731
-        candidates = [(f"Amazon_{cat}.item", _read_atomic_item), (f"meta_{cat}.json.gz", meta),
-                      (f"meta_{cat}.json", meta)]
-    for name, reader in candidates:
-        if (raw / name).is_file():
-            return raw / name, reader
-    raise DataError(f"no item text file for dataset '{dataset}' in {raw}: expected one of "
-                    f"{[c[0] for c in candidates] or 'a RecBole .item file'}; PAD needs item text")
-
-
-def item_texts(dataset: str, raw: Path, item_tokens: Sequence[Any]) -> tuple[list[str], int]:
-    """Texts for item ids ``1..n`` (``item_tokens[0]`` is padding) and how many had none.
-
-    An item without text gets ``"item <raw id>"`` (the release drops such items; here they stay so
-    the interaction data is the same as the other sequential models').
-    """
-    path, reader = _item_file(dataset, raw)
-    table: dict[str, str] = reader(path)
-    texts, missing = [], 0
-    for tok in list(item_tokens)[1:]:
-        t = table.get(str(tok), "").strip()
-        if not t:
-            missing += 1
-            t = f"item {tok}"
-        texts.append(t)
-    return texts, missing
+# (the raw item files are read by recwise.data.item_text)
 
 
 class HashingBackend:
