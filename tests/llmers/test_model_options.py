@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from recwise.data.sequence import seq_schema
 from recwise.errors import ConfigError
 from recwise.models.seq.sasrec import SASRec, SASRecConfig
-from recwise.tasks.llmers import weighted_loss
-from recwise.tasks.sequential import seq_schema
+from recwise.tasks.llmers.protocol import weighted_loss
 
 N_ITEMS, D_TEXT, N_USERS = 40, 48, 7
 

@@ -3,20 +3,12 @@
 One run = optional offline LLM/encoder steps, then SASRec trained and tested exactly as
 :mod:`recwise.tasks.sequential` does (leave-one-out, full ranking, CE, early stopping on validation
 NDCG@10), with three extra kinds of segments: popularity bin of the target item (``pop=1`` ..
-``pop=10``, ``pop=warm``, ``pop=cold``: PAD's equal-mass bins, :mod:`recwise.tasks.seq_popularity`),
+``pop=10``, ``pop=warm``, ``pop=cold``: PAD's equal-mass bins, :mod:`recwise.metrics.sequential`),
 shortest-history users (``hist=short``: the 20 % shortest full histories) and the sequential task's
 length groups (``len=...``).
 
-Methods (``--method``; each is a set of options, all usable directly with ``--set``):
-
-| method | family | options |
-|---|---|---|
-| ``plain`` | - | SASRec as in the sequential task |
-| ``text-init`` | model enhancement: initialisation (LLM2X / LLMInit) | ``model.item_init=text`` |
-| ``alpharec`` | model enhancement: embedding utilisation (AlphaRec) | ``model.item_tower=alpharec`` |
-| ``kar`` | knowledge enhancement (KAR) | ``model.knowledge=kar`` |
-| ``kar-item`` | the same, item profiles only | ``model.knowledge=kar model.kar_user=false`` |
-| ``llmrec`` | interaction enhancement (LLMRec) | ``data.pseudo=llmrec`` |
+Methods (``--method``): named sets of options, all usable directly with ``--set``
+(:data:`recwise.tasks.llmers.methods.METHODS`: plain, text-init, alpharec, kar, kar-item, llmrec).
 
 The LLM and the encoder run before training only; the recorded cost of every offline step
 (prompts, model calls, cache hits, templated texts, fallbacks, wall time) goes to ``run.json``,
@@ -39,29 +31,35 @@ from torch.nn import functional as F
 
 import recwise
 from recwise.config import config_from_dict, config_hash, config_to_dict
-from recwise.data.sequence import Sequences, eval_inputs, windows
+from recwise.data.sequence import (
+    SeqDataConfig,
+    Sequences,
+    eval_inputs,
+    make_examples,
+    seq_schema,
+    windows,
+)
 from recwise.data.table import Batch
-from recwise.errors import ConfigError
+from recwise.errors import CheckpointError, ConfigError
 from recwise.metrics.ranking import ranking_metrics
+from recwise.metrics.sequential import (
+    KS,
+    LENGTH_GROUPS,
+    model_ranks,
+    popularity_bins,
+    segment_metrics,
+    train_item_counts,
+)
 from recwise.registry import get_model
 from recwise.results import ResultRow, atomic_write_text, write_results
-from recwise.data.sequence import SeqDataConfig, make_examples, seq_schema
-from recwise.metrics.sequential import KS, LENGTH_GROUPS, model_ranks, popularity_bins, segment_metrics, train_item_counts
-from recwise.train.presets import sequential_train_defaults as train_defaults
+from recwise.tasks.llmers.methods import METHODS, SCOPES
 from recwise.train import TrainConfig, Trainer, save_model, seed_everything
+from recwise.train.presets import sequential_train_defaults as train_defaults
 
-__all__ = ["METHODS", "LLMERSDataConfig", "LLMERSRun", "Offline", "run", "split_llmers_overrides", "weighted_loss"]
+__all__ = ["METHODS", "SCOPES", "LLMERSDataConfig", "LLMERSRun", "Offline", "check_options", "method_options", "run",
+           "weighted_loss"]
 
 TASK = "llmers"
-METHODS: dict[str, dict[str, dict[str, str]]] = {
-    "plain": {},
-    "text-init": {"model": {"item_init": "text"}},
-    "alpharec": {"model": {"item_tower": "alpharec"}},
-    "kar": {"model": {"knowledge": "kar"}},
-    "kar-item": {"model": {"knowledge": "kar", "kar_user": "false"}},
-    "llmrec": {"data": {"pseudo": "llmrec"}},
-}
-SCOPES = ("train", "model", "data", "kar", "llmrec", "llm", "encoder")
 
 
 @dataclass(frozen=True)
@@ -83,18 +81,6 @@ class LLMERSRun:
     method: str = "plain"
     seed: int = 0
     data_dir: str | None = None
-
-
-def split_llmers_overrides(overrides: dict[str, str]) -> dict[str, dict[str, str]]:
-    """``scope.name=value`` -> ``{scope: {name: value}}``; a bare key goes to train."""
-    out: dict[str, dict[str, str]] = {s: {} for s in SCOPES}
-    for key, value in overrides.items():
-        scope, _, name = key.rpartition(".")
-        scope = scope or "train"
-        if scope not in out:
-            raise ConfigError(f"--set key {key!r} must start with one of {', '.join(s + '.' for s in SCOPES)}")
-        out[scope][name] = value
-    return out
 
 
 def weighted_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
@@ -240,6 +226,40 @@ def _segments(ranks: np.ndarray, data: Batch, bins: np.ndarray) -> dict[str, dic
     return out
 
 
+def method_options(method: str, options: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:
+    """Every scope's options for ``method``: the method's own (:data:`METHODS`), then ``options``.
+    An unknown method is a ConfigError with a did-you-mean."""
+    own = METHODS.get(method)
+    return {s: {**own.get(s, {}), **(options or {}).get(s, {})} for s in SCOPES}
+
+
+def _configs(opts: dict[str, dict[str, str]], dataset_max_len: int, seed: int) -> tuple[Any, ...]:
+    """The data, train and model configs of a run (checked); the model's without its text file yet."""
+    dcfg = config_from_dict(LLMERSDataConfig, opts["data"], where="data")
+    cls = get_model("sequential", "sasrec")
+    kind = cls.examples[0] if dcfg.examples == "auto" else dcfg.examples
+    if kind not in cls.examples:
+        raise ConfigError(f"SASRec does not train on '{kind}' examples; it supports {list(cls.examples)}")
+    max_len = dcfg.max_len or dataset_max_len
+    tcfg = config_from_dict(TrainConfig, {**train_defaults(kind), **opts["train"], "seed": seed}, where="train")
+    model_opts: dict[str, Any] = {"max_len": max_len, **opts["model"]}
+    config_from_dict(cls.Config, {**model_opts, "text_path": model_opts.get("text_path") or "-"}, where="model")
+    return cls, dcfg, kind, max_len, tcfg, model_opts
+
+
+def check_options(method: str, options: dict[str, dict[str, str]] | None = None, dataset_max_len: int = 50) -> None:
+    """Raise a ConfigError on an unknown method or a bad option of any scope, before any data is read."""
+    from recwise.llm import EncoderConfig, GeneratorConfig
+    from recwise.llmers import KnowledgeConfig, PseudoConfig
+
+    opts = method_options(method, options)
+    _configs(opts, dataset_max_len, 0)
+    config_from_dict(KnowledgeConfig, opts["kar"], where="kar")
+    config_from_dict(PseudoConfig, opts["llmrec"], where="llmrec")
+    config_from_dict(GeneratorConfig, opts["llm"], where="llm")
+    config_from_dict(EncoderConfig, opts["encoder"], where="encoder")
+
+
 def run(
     cell: LLMERSRun,
     seqs: Sequences,
@@ -259,18 +279,11 @@ def run(
     ``encoder``) to its overrides; the method's own options come first. ``generator`` /
     ``encoder`` may be passed in (tests, benches) instead of being loaded from ``llm`` / ``encoder``.
     """
-    if cell.method not in METHODS:
-        raise ConfigError(f"unknown LLMERS method {cell.method!r}; choose from {sorted(METHODS)}")
-    opts = {s: {**METHODS[cell.method].get(s, {}), **(options or {}).get(s, {})} for s in SCOPES}
-    dcfg = config_from_dict(LLMERSDataConfig, opts["data"], where="data")
-    cls = get_model("sequential", "sasrec")
-    kind = cls.examples[0] if dcfg.examples == "auto" else dcfg.examples
-    if kind not in cls.examples:
-        raise ConfigError(f"SASRec does not train on '{kind}' examples; it supports {list(cls.examples)}")
-    max_len = dcfg.max_len or dataset_max_len
-    tcfg = config_from_dict(TrainConfig, {**train_defaults(kind), **opts["train"], "seed": cell.seed}, where="train")
-    model_opts: dict[str, Any] = {"max_len": max_len, **opts["model"]}
-    config_from_dict(cls.Config, {**model_opts, "text_path": model_opts.get("text_path") or "-"}, where="model")
+    opts = method_options(cell.method, options)
+    cls, dcfg, kind, max_len, tcfg, model_opts = _configs(opts, dataset_max_len, cell.seed)
+    if resume and (out_dir is None or not any((out_dir / n).exists() for n in ("checkpoint", "checkpoint.old"))):
+        # said before the offline steps run, not after (the trainer would say the same)
+        raise CheckpointError(f"--resume given but no checkpoint in {out_dir}; run without --resume")
 
     scratch = None
     folder = out_dir
