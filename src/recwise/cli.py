@@ -48,7 +48,7 @@ def _add_task_parsers(run_sub: argparse._SubParsersAction, bench_sub: argparse._
             q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=task.set_help)
             if bench:
                 q.add_argument(f"--{task.unit}s", dest="units", default=task.default_units,
-                               help=f"comma-separated names or 'all' (`recwise models {name}`)")
+                               help=f"{task.units_help} (`recwise models {name}`; default {task.default_units})")
                 q.add_argument("--seeds", type=int, default=3, help="number of seeds (0..n-1)")
                 q.add_argument("--out", type=Path, default=None,
                                help=f"output folder (default {task.default_out('<dataset>', bench=True)})")

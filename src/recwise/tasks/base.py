@@ -71,6 +71,7 @@ class Task:
     unit: ClassVar[str] = "model"  # what a cell varies besides the seed: --model/--models or --method/--methods
     default_unit: ClassVar[str] = ""  # `run`'s default --model
     default_units: ClassVar[str] = "all"  # `bench`'s default --models ("all": every unit)
+    units_help: ClassVar[str] = "comma-separated names or 'all'"  # help of --models
     dataset_help: ClassVar[str] = ""
     default_dataset: ClassVar[str] = "ml-100k"
     scopes: ClassVar[tuple[str, ...]] = ("train", "model")

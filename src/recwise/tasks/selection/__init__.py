@@ -71,6 +71,7 @@ class SelectionTask(Task):
     unit = "method"
     default_unit = "gbdt"
     default_units = "erase"
+    units_help = "comma-separated names, 'erase' (ERASE's 11 methods) or 'all' (every selector)"
     dataset_help = "ml-100k, ml-1m, avazu, criteo, ali-ccp, kuairand"
     scopes = ("train", "backbone", "method")
     set_help = ("override an option: train.patience=2, backbone.embed_dim=16, method.alpha=0.01 "
