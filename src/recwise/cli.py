@@ -47,14 +47,14 @@ def _add_task_parsers(run_sub: argparse._SubParsersAction, bench_sub: argparse._
             q.add_argument("--epochs", type=int, default=None, help="maximum epochs (early stopping may end sooner)")
             q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=task.set_help)
             if bench:
-                q.add_argument(f"--{task.unit}s", dest="units", default=task.default_units,
+                q.add_argument(f"--{task.unit}s", dest="units", default=task.default_units, metavar="NAMES",
                                help=f"{task.units_help} (`recwise models {name}`; default {task.default_units})")
                 q.add_argument("--seeds", type=int, default=3, help="number of seeds (0..n-1)")
                 q.add_argument("--out", type=Path, default=None,
                                help=f"output folder (default {task.default_out('<dataset>', bench=True)})")
                 add_grid_arguments(q)
             else:
-                q.add_argument(f"--{task.unit}", dest="unit", default=task.default_unit,
+                q.add_argument(f"--{task.unit}", dest="unit", default=task.default_unit, metavar="NAME",
                                help=f"registered name (`recwise models {name}`)")
                 q.add_argument("--seed", type=int, default=0)
                 q.add_argument("--out", type=Path, default=None, help="output folder (default runs/...)")
