@@ -24,11 +24,11 @@ What :func:`deterministic` sets inside its block (and restores on exit)
 * ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` in ``os.environ`` when CUDA is available (cuBLAS needs it
   for deterministic products; it is read when the first cuBLAS handle is made, so enter the mode
   before the first CUDA product of the process);
-* numba's thread count to 1 when numba is installed. The Mamba scan
-  (``recwise.nn._scan_numba``) runs ``prange`` over blocks of batch rows whose number grows with
-  the thread count and sums per-block gradient partials; it takes its thread count from
-  ``torch.get_num_threads()`` at every call, so at one torch thread it always uses the same
-  blocks, whatever ``--threads`` was before the block.
+* numba's thread count to 1 when numba is imported. The Mamba scan (``recwise.nn._scan_numba``)
+  runs ``prange`` over blocks of batch rows, ``min(batch, 4 x numba threads)`` of them, and sums
+  the A, D and delta-bias gradients per block, then across blocks: more threads, other sums. It
+  sets numba's thread count from ``torch.get_num_threads()`` at every call, so at one torch thread
+  it always uses the same blocks, whatever ``--threads`` was before the block.
 
 A GPU gives bit-identical numbers from run to run under this mode, but not the same bits as the CPU.
 
@@ -42,7 +42,6 @@ Examples
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -61,22 +60,20 @@ _depth = 0  # how many deterministic(True) blocks are open in this process
 
 
 def _numba() -> ModuleType | None:
-    """numba, when installed, after recwise's scan module has chosen numba's threading layer.
+    """numba when this process has imported it (then after recwise's scan module), else None.
 
-    ``numba.set_num_threads`` starts numba's thread pool, which fixes the threading layer; the scan
-    module picks the light ``workqueue`` layer at import, so it is imported first.
+    Not imported means no numba code has run: the mode does not import it (about a second) for a
+    model that never uses it, since the scan sets numba's thread count from torch's (1 here) at
+    every call. ``numba.set_num_threads`` starts numba's thread pool, which fixes the threading
+    layer; the scan module picks the light ``workqueue`` layer at import, so it is imported first.
     """
-    if importlib.util.find_spec("numba") is None:
+    if "numba" not in sys.modules:
         return None
     try:
         import recwise.nn._scan_numba  # noqa: F401  (side effect: numba's threading layer)
     except Exception:  # noqa: BLE001 - a broken llvmlite is not this module's concern
         pass
-    try:
-        import numba
-    except Exception:  # noqa: BLE001
-        return None
-    return numba
+    return sys.modules.get("numba")
 
 
 @contextmanager
