@@ -22,8 +22,8 @@ PAD and its backbone differ only in what PAD adds. Three models, one per phase:
 
 A model's ``forward(batch) -> (B, V)`` scores all item ids for the next item after the last
 position (left padding, the latest ``max_len`` items), so :func:`recwise.tasks.sequential.evaluate`
-and :mod:`recwise.tasks.seq_popularity` evaluate it. The text vectors (``(V, D)``, row 0 padding)
-are a non-persistent buffer: they come from phase 0 (:mod:`recwise.tasks.pad`), not from the
+and :mod:`recwise.metrics.sequential` evaluate it. The text vectors (``(V, D)``, row 0 padding)
+are a non-persistent buffer: they come from phase 0 (:mod:`recwise.tasks.pad.protocol`), not from the
 checkpoint.
 
 PAD is not registered under task ``sequential``: it needs the item-text matrix besides the schema.
