@@ -65,7 +65,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import recwise
 from recwise.config import config_hash
 from recwise.errors import ConfigError, DataError, DependencyError
 from recwise.provenance import provenance
@@ -132,6 +131,10 @@ class CellRecord:
     threads: int | None = None  # torch threads the cell computed with
     deterministic: bool = False
     git_commit: str | None = None
+
+    @property
+    def title(self) -> str:
+        return f"{self.model}{' ' + self.tag if self.tag else ''} seed {self.seed}"
 
 
 @dataclass
@@ -462,9 +465,10 @@ def run_grid(
         ex = executor
     db = _open_store(store) if todo else None
     prov = provenance(executor=ex.name, deterministic=deterministic)
-    base_meta = {"version": recwise.__version__, "git_commit": prov["git_commit"], "source": f"grid:{out}",
-                 "executor": ex.name, "deterministic": deterministic,
-                 "packages": json.dumps(prov.get("packages"), sort_keys=True)}
+    from recwise.store import provenance_meta
+
+    # the store's meta without "threads": each finished cell adds the threads it computed with
+    base_meta = {**{k: v for k, v in provenance_meta(prov).items() if k != "threads"}, "source": f"grid:{out}"}
 
     bar = tqdm(total=len(cells), initial=reused, desc="cells", unit="cell", disable=quiet, dynamic_ncols=True)
     failed: list[CellRecord] = []

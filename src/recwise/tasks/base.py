@@ -78,7 +78,7 @@ class Task:
     bare_scope: ClassVar[str | None] = None  # where a --set key without a scope goes (None: an error)
     set_help: ClassVar[str] = "override an option: train.lr=1e-3 (repeatable)"
     out_prefix: ClassVar[str] = ""  # runs/<prefix>-<dataset>/..., results/<prefix>-<dataset>
-    summary_metrics: ClassVar[tuple[str, ...] | None] = None  # the bench table's metrics (None: all)
+    summary_metrics: ClassVar[tuple[str, ...]] = ("auc", "logloss")  # the metrics of the default tables
 
     # -- what a cell varies -----------------------------------------------------------------
 

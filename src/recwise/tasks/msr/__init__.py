@@ -32,7 +32,6 @@ class MSRTask(Task):
     scopes = ("train", "model")
     bare_scope = "train"
     set_help = "override an option: train.lr=1e-3, model.fcn_dims=64,32 (repeatable)"
-    summary_metrics = None
 
     def units(self) -> list[str]:
         from recwise.registry import list_models
