@@ -29,10 +29,10 @@ def _suggest(key: str, valid: list[str]) -> str:
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = get_origin(tp)
     if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
-        args = [a for a in get_args(tp) if a is not type(None)]
+        members = [a for a in get_args(tp) if a is not type(None)]
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None
-        return _coerce(value, args[0], where)
+        return _coerce(value, members[0], where)
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:

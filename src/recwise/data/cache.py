@@ -78,7 +78,7 @@ def save_prepared(folder: Path, prepared: Prepared) -> Path:
     try:
         for name, col in prepared.table.columns.items():
             np.save(tmp / f"{_safe(name)}.npy", np.ascontiguousarray(col), allow_pickle=False)
-        np.savez(tmp / "split.npz", **prepared.splits)
+        np.savez(tmp / "split.npz", **prepared.splits)  # type: ignore[arg-type]  # numpy: a key could be allow_pickle
         (tmp / "schema.json").write_text(prepared.table.schema.to_json(), encoding="utf-8")
         meta = {**prepared.meta, "format": FORMAT_VERSION, "columns": list(prepared.table.columns)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")

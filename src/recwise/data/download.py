@@ -154,11 +154,11 @@ def _open_member(archive: Path, member: str) -> Iterator[IO[bytes]]:
             yield fh
     else:
         with tarfile.open(archive) as tf:
-            fh = tf.extractfile(member)
-            if fh is None:
+            extracted = tf.extractfile(member)
+            if extracted is None:
                 raise DataError(f"archive {archive}: member {member} is not a regular file")
-            with fh:
-                yield fh
+            with extracted:
+                yield extracted
 
 
 def _unpack(downloaded: list[Path], staging: Path, wanted: tuple[str, ...]) -> list[tuple[Path, Path]]:
@@ -185,8 +185,8 @@ def _unpack(downloaded: list[Path], staging: Path, wanted: tuple[str, ...]) -> l
             staged = staging / "unpacked" / path.stem
             staged.parent.mkdir(parents=True, exist_ok=True)
             try:
-                with gzip.open(path, "rb") as fh, open(staged, "wb") as out_fh:
-                    shutil.copyfileobj(fh, out_fh, _CHUNK)
+                with gzip.open(path, "rb") as gz_fh, open(staged, "wb") as out_fh:
+                    shutil.copyfileobj(gz_fh, out_fh, _CHUNK)
             except (OSError, EOFError) as exc:
                 raise DataError(f"downloaded file {path.name} is not valid gzip ({exc})") from None
             out.append((staged, Path(path.stem)))

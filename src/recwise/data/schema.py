@@ -12,7 +12,7 @@ from recwise.errors import DataError
 __all__ = ["Field", "FieldKind", "Schema"]
 
 
-class FieldKind(str, Enum):
+class FieldKind(str, Enum):  # noqa: UP042 - StrEnum would change str()/format() of the members
     SPARSE = "sparse"  # categorical id, embedded
     DENSE = "dense"  # real value, fed as is (already scaled by the loader)
     SEQUENCE = "sequence"  # padded id sequence
@@ -33,7 +33,8 @@ class Field:
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", FieldKind(self.kind))
         if self.kind in (FieldKind.SPARSE, FieldKind.SEQUENCE, FieldKind.SCENARIO) and self.vocab_size < 1:
-            raise DataError(f"field '{self.name}' of kind {self.kind.value} needs vocab_size >= 1; got {self.vocab_size}")
+            raise DataError(f"field '{self.name}' of kind {self.kind.value} needs vocab_size >= 1; "
+                            f"got {self.vocab_size}")
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from recwise.data.datasets._base import read_csv, require_columns
 from recwise.data.schema import Field, FieldKind, Schema
 from recwise.data.sequence import Interval, Sequences, build_sequences
 from recwise.data.table import Table
-from recwise.errors import ConfigError, DataError
+from recwise.errors import DataError
 from recwise.registry import Registry
 
 __all__ = ["SeqDatasetInfo", "list_seq_datasets", "load_sequences", "read_interactions", "seq_dataset_info"]
@@ -105,7 +105,7 @@ def _columns(df: pl.DataFrame, user: str, item: str, time: str, path: Path) -> R
 def _read_json_lines(path: Path, user: str, item: str, time: str) -> Raw:
     opener = gzip.open if path.suffix == ".gz" else open
     us, its, ts = [], [], []
-    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue

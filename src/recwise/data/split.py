@@ -9,7 +9,8 @@ from recwise.errors import ConfigError
 __all__ = ["random_split"]
 
 
-def random_split(n: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 2022) -> dict[str, np.ndarray]:
+def random_split(n: int, ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                 seed: int = 2022) -> dict[str, np.ndarray]:
     """Random train/val/test row indices (sorted within each part), as Scenario-Wise Rec's 8:1:1.
 
     Unlike the original (``torch.utils.data.random_split`` under the training seed) the split

@@ -347,7 +347,7 @@ class StreamLoader:
             return dst
 
         def stacked(fields: tuple, dtype: type) -> torch.Tensor:
-            out = np.empty((n, len(fields)), dtype=dtype)
+            out: np.ndarray = np.empty((n, len(fields)), dtype=dtype)
             for j, f in enumerate(fields):
                 fill(out[:, j], f.name)
             return torch.from_numpy(out)
@@ -404,6 +404,7 @@ def gather(table: Table, idx: np.ndarray) -> Batch:
     """
     s = table.schema
     n = len(idx)
+    read: slice | np.ndarray
     if n and idx[-1] - idx[0] == n - 1 and (n == 1 or bool(np.all(np.diff(idx) == 1))):
         read, order = slice(int(idx[0]), int(idx[0]) + n), None
     else:
@@ -411,7 +412,7 @@ def gather(table: Table, idx: np.ndarray) -> Batch:
         read = idx[order]
 
     def stacked(fields: tuple, dtype: type) -> torch.Tensor:
-        out = np.empty((n, len(fields)), dtype=dtype)
+        out: np.ndarray = np.empty((n, len(fields)), dtype=dtype)
         for j, f in enumerate(fields):
             out[:, j] = table.columns[f.name][read]
         return torch.from_numpy(out if order is None else _unsort(out, order))

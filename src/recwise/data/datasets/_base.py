@@ -21,7 +21,7 @@ from recwise.data.cache import Prepared, cache_key, default_root, load_prepared,
 from recwise.data.schema import Field, FieldKind, Schema
 from recwise.data.split import random_split
 from recwise.data.table import Table
-from recwise.errors import ConfigError, DataError
+from recwise.errors import DataError
 from recwise.registry import Registry
 
 __all__ = [
@@ -195,7 +195,8 @@ def binary_label(s: pl.Series, path: Path, *, threshold: float | None = None) ->
     bad = ~np.isin(x, (0.0, 1.0))
     if bad.any():
         row = int(np.argmax(bad))
-        raise DataError(f"raw file {path}: label column '{s.name}' must be 0 or 1; got {x[row]!r} at data row {row + 1}")
+        raise DataError(f"raw file {path}: label column '{s.name}' must be 0 or 1; "
+                        f"got {x[row]!r} at data row {row + 1}")
     return x.astype(np.float32)
 
 

@@ -118,7 +118,7 @@ def _read_raw(files: list[Path]) -> tuple[pl.DataFrame, np.ndarray, list[str], P
             df = df.with_columns(ids.alias(col))
         labels.append(binary_label(df["rating"], path, threshold=3))
         df = df.select("user_id", (pl.col(item) + offset).alias("item_id"), pl.lit(domain).alias("domain"))
-        offset = int(df["item_id"].max())  # the next domain's ids start past this one's largest
+        offset = int(df["item_id"].max())  # type: ignore[arg-type]  # an integer column; the next domain's ids start past this one's largest
         frames.append(df)
     df = pl.concat(frames).with_columns(pl.col("user_id").cast(pl.Utf8))
     df = df.join(users, on="user_id", how="left", maintain_order="left")

@@ -44,7 +44,7 @@ from recwise.data.datasets.movielens import GENRES_100K, _find_1m, _find_100k, _
 from recwise.data.schema import Field, FieldKind, Schema
 from recwise.data.split import random_split
 from recwise.data.table import Table
-from recwise.errors import ConfigError, DataError
+from recwise.errors import DataError
 from recwise.registry import Registry
 
 __all__ = ["FS_DATASETS", "FSDataset", "field_summary", "list_fs_datasets", "prepare_fs"]
@@ -252,7 +252,8 @@ def _read_fs_1m(files: list[Path], max_rows: int | None) -> tuple[pl.DataFrame, 
         items = _read_dat(files[2], ["movie_id", "title", "genres"])
         df = inter.join(users, on="user_id", how="left").join(items, on="movie_id", how="left")
         if df["genres"].null_count() or df["age"].null_count():
-            raise DataError(f"raw file {files[0]}: a rating refers to a user or movie missing from users.dat/movies.dat")
+            raise DataError(f"raw file {files[0]}: a rating refers to a user or movie missing from "
+                            "users.dat/movies.dat")
     df = df.with_columns(pl.col("user_id", "movie_id", "age", "occupation", "timestamp").cast(pl.Int64, strict=False))
     label = binary_label(df["rating"], files[0], threshold=3)
     return df.select(ML1M_FIELDS), label, ML1M_DESCRIPTIONS
@@ -289,7 +290,8 @@ def _find_avazu(raw: Path) -> list[Path]:
         if (raw / n).exists():
             return [raw / n]
     raise DataError(f"no Avazu files in {raw}: expected Kaggle's train(.csv) (id, click, hour, C1, ...), ERASE's "
-                    f"train.csv/valid.csv/test.csv, or torch-rechub's train_sample.csv/valid_sample.csv/test_sample.csv")
+                    "train.csv/valid.csv/test.csv, or torch-rechub's "
+                    "train_sample.csv/valid_sample.csv/test_sample.csv")
 
 
 def _read_avazu(files: list[Path], max_rows: int | None) -> tuple[pl.DataFrame, np.ndarray, dict[str, str]]:

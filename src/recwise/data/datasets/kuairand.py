@@ -240,6 +240,7 @@ def read_kuairand(
     label_column = binary_label(df["is_click"], path)  # validates before any row is dropped
     df = _int_column(df, "tab", path).with_columns(is_click=pl.Series(label_column))
 
+    chosen: tuple[int, ...]
     if tabs is None:
         chosen = TABS
     elif tabs == "top5":

@@ -75,7 +75,8 @@ def _numeric_col(df: pl.DataFrame, col: str, path: Path) -> pl.DataFrame:
     except pl.exceptions.PolarsError:
         bad = df[col].cast(pl.Int64, strict=False).is_null()
         row = int(bad.arg_true()[0])
-        raise DataError(f"raw file {path}: column '{col}' must be an integer; got {df[col][row]!r} at row {row + 1}") from None
+        raise DataError(f"raw file {path}: column '{col}' must be an integer; "
+                        f"got {df[col][row]!r} at row {row + 1}") from None
 
 
 # ------------------------------------------------------------------------------------ ML-100K
@@ -189,7 +190,8 @@ def _read_dat(path: Path, names: list[str]) -> pl.DataFrame:
 def _read_1m(raw: Path) -> RawData:
     files = _find_1m(raw)
     if len(files) == 1:
-        df = read_csv(files[0], columns=["user_id", "movie_id", "rating", "gender", "age", "occupation", "zip", "genres"])
+        df = read_csv(files[0],
+                      columns=["user_id", "movie_id", "rating", "gender", "age", "occupation", "zip", "genres"])
         df = df.with_columns(cate_id=pl.col("genres").cast(pl.Utf8).str.split("|").list.first())
         df = _numeric_col(df, "age", files[0])
         return _finish(files[0], df)
