@@ -155,13 +155,13 @@ class LLMCache:
 
     def put_many(self, rows: Iterable[tuple[str, str, str, str, bytes]]) -> None:
         """Store ``(key, kind, backend, model, value)`` rows in one transaction; first writer wins."""
-        rows = [(k, kind, b, m, sqlite3.Binary(v), time.time()) for k, kind, b, m, v in rows]
-        if not rows:
+        records = [(k, kind, b, m, sqlite3.Binary(v), time.time()) for k, kind, b, m, v in rows]
+        if not records:
             return
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("INSERT OR IGNORE INTO entries VALUES (?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany("INSERT OR IGNORE INTO entries VALUES (?, ?, ?, ?, ?, ?)", records)
         except BaseException:
             conn.execute("ROLLBACK")
             raise

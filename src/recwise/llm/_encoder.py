@@ -92,7 +92,8 @@ class LocalEncoderBackend:
                 try:
                     from sentence_transformers import SentenceTransformer
                 except ImportError:
-                    raise DependencyError("the local encoder needs sentence-transformers: pip install 'recwise[llm]'") from None
+                    raise DependencyError(
+                        "the local encoder needs sentence-transformers: pip install 'recwise[llm]'") from None
                 try:
                     _LOADED[key] = SentenceTransformer(str(folder), device=self.device, local_files_only=True)
                 except (OSError, ValueError) as exc:
@@ -147,7 +148,8 @@ class Encoder:
     backend_calls: int = field(default=0, init=False)
 
     def _key(self, text: str) -> str:
-        return cache_key({"kind": "embed", "backend": self.backend.name, "model": self.backend.fingerprint, "text": text})
+        return cache_key({"kind": "embed", "backend": self.backend.name, "model": self.backend.fingerprint,
+                          "text": text})
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Return an ``(len(texts), dim)`` float32 array of unit-norm rows."""

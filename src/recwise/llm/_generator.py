@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from recwise.errors import ConfigError, RecwiseError
 from recwise.llm._cache import LLMCache, cache_key
@@ -35,7 +35,7 @@ __all__ = [
 Message = Mapping[str, str]
 """One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
 
-Prompt = Union[str, Sequence[Message]]
+Prompt = str | Sequence[Message]
 """Plain text, or a chat given as a sequence of messages."""
 
 _ROLES = ("system", "user", "assistant")

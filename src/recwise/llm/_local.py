@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +125,8 @@ def _load(source: ModelSource, device: str) -> tuple[Any, Any]:
             import transformers
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError:
-            raise DependencyError(f"the local LLM backend needs transformers, gguf and accelerate: {_INSTALL_HINT}") from None
+            raise DependencyError(
+                f"the local LLM backend needs transformers, gguf and accelerate: {_INSTALL_HINT}") from None
         transformers.logging.set_verbosity_error()
         kwargs: dict[str, Any] = {"gguf_file": source.gguf_file} if source.gguf_file else {}
         try:
@@ -135,7 +136,7 @@ def _load(source: ModelSource, device: str) -> tuple[Any, Any]:
             raise DependencyError(f"loading {source.label} failed ({exc}); {_INSTALL_HINT}") from None
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot load model from {source.folder}: {str(exc).splitlines()[0]}") from None
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]  # transformers types .to() through a decorator
         model.eval()
         tok.padding_side = "left"
         if tok.pad_token is None:
@@ -203,7 +204,7 @@ class LocalBackend:
                 ids.append(end_turn)
         self._eos_ids = sorted({int(i) for i in ids if i is not None})
 
-    def render(self, prompt: str | Sequence[Any]) -> tuple[str, bool]:
+    def render(self, prompt: str | Sequence[Mapping[str, str]]) -> tuple[str, bool]:
         """The exact text fed to the model for a prompt, and whether special tokens are added."""
         if isinstance(prompt, str):
             return prompt, True
@@ -236,7 +237,8 @@ class LocalBackend:
                             out[i] = c
         return [c for c in out if c is not None]
 
-    def _generate(self, texts: list[str], special: bool, params: GenerationParams, seeds: list[int]) -> list[Completion]:
+    def _generate(self, texts: list[str], special: bool, params: GenerationParams,
+                  seeds: list[int]) -> list[Completion]:
         import torch
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
@@ -254,7 +256,8 @@ class LocalBackend:
         if not params.greedy:
             kwargs["logits_processor"] = LogitsProcessorList([_SeededSampler(params, seeds, self.device)])
         if params.stop:
-            kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnStrings(self.tokenizer, params.stop, prompt_len)])
+            kwargs["stopping_criteria"] = StoppingCriteriaList(
+                [_StopOnStrings(self.tokenizer, params.stop, prompt_len)])
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         results = []

@@ -109,7 +109,8 @@ def parse_choice(text: str, candidates: Sequence[str]) -> str | None:
             continue
         for mm in re.finditer(rf"(?<!\w){re.escape(n)}(?!\w)", t):
             spans.append((mm.start(), mm.end(), i))
-    spans = [s for s in spans if not any(o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0]) for o in spans)]
+    spans = [s for s in spans
+             if not any(o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0]) for o in spans)]
     if not spans:
         return None
     cue = None
@@ -197,15 +198,16 @@ def validate_schema(value: Any, schema: Mapping[str, Any], where: str = "$") -> 
                     return problem
     if isinstance(value, list):
         if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", math.inf):
-            return f"{where}: {len(value)} items, outside [{schema.get('minItems', 0)}, {schema.get('maxItems', 'inf')}]"
+            return (f"{where}: {len(value)} items, "
+                    f"outside [{schema.get('minItems', 0)}, {schema.get('maxItems', 'inf')}]")
         if "items" in schema:
             for i, item in enumerate(value):
                 problem = validate_schema(item, schema["items"], f"{where}[{i}]")
                 if problem:
                     return problem
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < schema.get("minimum", -math.inf) or value > schema.get("maximum", math.inf):
-            return f"{where}: {value} outside [{schema.get('minimum', '-inf')}, {schema.get('maximum', 'inf')}]"
+    if (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and (value < schema.get("minimum", -math.inf) or value > schema.get("maximum", math.inf))):
+        return f"{where}: {value} outside [{schema.get('minimum', '-inf')}, {schema.get('maximum', 'inf')}]"
     if isinstance(value, str) and len(value) < schema.get("minLength", 0):
         return f"{where}: shorter than {schema['minLength']}"
     return None
@@ -285,7 +287,7 @@ def parse_reasoning(text: str) -> Reasoning:
     answer = None
     body = text
     m = None
-    for m in _FINAL.finditer(text):
+    for m in _FINAL.finditer(text):  # noqa: B007 - keeps the last match
         pass
     if m is not None:
         answer = m.group(1).strip().splitlines()[0].strip().rstrip(".").strip() or None
@@ -354,13 +356,15 @@ def ask(
         if attempt == 0:
             text = generator.complete(prompt, params)
         else:
-            retry = replace(params, temperature=max(params.temperature, retry_temperature), seed=params.seed + attempt, n=1)
+            retry = replace(params, temperature=max(params.temperature, retry_temperature),
+                            seed=params.seed + attempt, n=1)
             text = generator.complete(_with_reminder(prompt, reminder), retry)
         raw.append(text)
         value = parser(text)
         if value is not None:
             return ParseResult(True, value, attempt + 1, False, tuple(raw))
-    return ParseResult(False, fallback, max_attempts, True, tuple(raw), f"no parsable answer in {max_attempts} attempts")
+    return ParseResult(False, fallback, max_attempts, True, tuple(raw),
+                       f"no parsable answer in {max_attempts} attempts")
 
 
 def ask_choice(
@@ -400,9 +404,11 @@ def ask_json(
     )
 
 
-def ask_number(generator: Generator, prompt: Prompt, *, fallback: float | None = None, **kwargs: Any) -> ParseResult[float]:
+def ask_number(generator: Generator, prompt: Prompt, *, fallback: float | None = None,
+               **kwargs: Any) -> ParseResult[float]:
     """Ask for a number (see :func:`parse_number`)."""
-    return ask(generator, prompt, parse_number, reminder="End with 'The answer is: <number>'.", fallback=fallback, **kwargs)
+    return ask(generator, prompt, parse_number, reminder="End with 'The answer is: <number>'.", fallback=fallback,
+               **kwargs)
 
 
 def ask_latlon(
@@ -422,7 +428,8 @@ def ask_reasoning(generator: Generator, prompt: Prompt, **kwargs: Any) -> ParseR
         r = parse_reasoning(text)
         return r if r.answer is not None else None
 
-    result = ask(generator, prompt, parser, reminder="Think step by step, then end with 'The answer is: <answer>'.", **kwargs)
+    result = ask(generator, prompt, parser, reminder="Think step by step, then end with 'The answer is: <answer>'.",
+                 **kwargs)
     if result.fallback_used and result.value is None:  # keep the steps of the last attempt
         result = replace(result, value=parse_reasoning(result.raw[-1]))
     return result

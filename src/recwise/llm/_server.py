@@ -79,7 +79,7 @@ class _Batcher:
             self.batch_sizes = [*self.batch_sizes[-99:], len(jobs)]
             try:
                 done = self.backend.complete(rows)
-            except Exception as exc:  # hand the failure to every waiting request
+            except Exception as exc:  # noqa: BLE001 - hand the failure to every waiting request
                 for _, fut in jobs:
                     fut.set_exception(exc)
                 continue
@@ -255,7 +255,7 @@ def create_app(
             return error(400, "input must be a string or a non-empty list of strings")
         from recwise.llm._encoder import l2_normalise
 
-        vecs = l2_normalise(encoder.encode(texts))
+        vecs = l2_normalise(encoder.encode(texts))  # type: ignore[union-attr]  # check_model refused a missing encoder
         return {"object": "list", "model": encoder_name,
                 "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vecs)],
                 "usage": {"prompt_tokens": 0, "total_tokens": 0}}
