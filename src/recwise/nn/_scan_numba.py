@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import numba
 import numpy as np
@@ -39,11 +40,12 @@ __all__ = ["selective_scan_numba"]
 # Applies when the layer is not chosen already (NUMBA_THREADING_LAYER) and no parallel numba code ran.
 # workqueue does not allow concurrent kernel calls from several Python threads: set
 # NUMBA_THREADING_LAYER=omp (or tbb) for that.
-if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "workqueue"
+# (numba.config fills its attributes at import time: mypy does not see them)
+if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":  # type: ignore[attr-defined]
+    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
 
 _FM = {"reassoc", "contract", "nsz", "arcp"}  # lets LLVM vectorise the loops over states (no nnan/ninf)
-_JIT = {"nogil": True, "cache": True, "fastmath": _FM, "error_model": "numpy"}
+_JIT: dict[str, Any] = {"nogil": True, "cache": True, "fastmath": _FM, "error_model": "numpy"}
 
 
 def _blocks(nb: int) -> int:
@@ -53,8 +55,8 @@ def _blocks(nb: int) -> int:
 # --- exp: float32 by a polynomial that vectorises (no SVML here), float64 by math.exp ------------
 
 @intrinsic
-def _bits_to_f32(typingctx, x):  # noqa: ANN001, ANN202  # pragma: no cover - compiled
-    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+def _bits_to_f32(typingctx, x):  # pragma: no cover - compiled
+    def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.FloatType())
 
     return types.float32(types.int32), codegen
@@ -67,16 +69,16 @@ _P = tuple(_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.
 _LO, _HI, _HALF, _ONE = _F(-87.0), _F(88.0), _F(0.5), _F(1.0)
 
 
-def _exp(x):  # noqa: ANN001, ANN202  # pragma: no cover - replaced in compiled code
+def _exp(x):  # pragma: no cover - replaced in compiled code
     return math.exp(x)
 
 
 @overload(_exp, inline="always", jit_options={"fastmath": _FM})
-def _exp_overload(x):  # noqa: ANN001, ANN202  # pragma: no cover - compiled
+def _exp_overload(x):  # pragma: no cover - compiled
     if x == types.float32:
         p0, p1, p2, p3, p4, p5 = _P
 
-        def exp32(x):  # noqa: ANN001, ANN202
+        def exp32(x):
             x = min(max(x, _LO), _HI)  # exp(-87) ~ 1.6e-38 (smallest normal); the recurrence needs no more
             k = np.floor(x * _LOG2E + _HALF)
             r = x - k * _LN2_HI - k * _LN2_LO
@@ -180,7 +182,8 @@ def _bwd(u, delta, A, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nblk
                     uu = u[b, d, t]
                     dt = dts[t]
                     du = dt * uu
-                    Bbt, Cbt, gBbt, gCbt, Hp, Hn, dAt = Bt[b, t], Ct[b, t], g_Bt[b, t], g_Ct[b, t], H[t], H[t + 1], dA[t]
+                    Bbt, Cbt, gBbt, gCbt = Bt[b, t], Ct[b, t], g_Bt[b, t], g_Ct[b, t]
+                    Hp, Hn, dAt = H[t], H[t + 1], dA[t]
                     gdt = zero
                     gdu = zero
                     for n in range(nn):
@@ -209,7 +212,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 class _SelectiveScanNumba(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):  # type: ignore[override]  # noqa: ANN001, ANN205
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
         dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
         u_, delta_, A_ = u.to(dtype), delta.to(dtype), A.to(dtype)
         Bt, Ct = B.to(dtype).transpose(1, 2).contiguous(), C.to(dtype).transpose(1, 2).contiguous()
@@ -229,7 +232,7 @@ class _SelectiveScanNumba(torch.autograd.Function):
         return out.to(u.dtype)
 
     @staticmethod
-    def backward(ctx, gout):  # type: ignore[override]  # noqa: ANN001, ANN205
+    def backward(ctx, gout):
         u, delta, A, Bt, Ct, D, z, bias = ctx.saved_tensors
         dtype = u.dtype
         has_D, has_z, has_bias, _ = ctx.flags
@@ -244,8 +247,8 @@ class _SelectiveScanNumba(torch.autograd.Function):
         g_z = torch.empty_like(z) if has_z else torch.zeros(1, 1, 1, dtype=dtype)
         _set_threads()
         _bwd(_np(u), _np(delta), _np(A), _np(Bt), _np(Ct), _np(D), _np(z), _np(bias), *ctx.flags, nblk,
-             _zero(dtype), _tiny(dtype), _np(gout), g_u.numpy(), g_delta.numpy(), g_A.numpy(), g_Bt.numpy(), g_Ct.numpy(), g_D.numpy(),
-             g_z.numpy(), g_bias.numpy())
+             _zero(dtype), _tiny(dtype), _np(gout), g_u.numpy(), g_delta.numpy(), g_A.numpy(), g_Bt.numpy(),
+             g_Ct.numpy(), g_D.numpy(), g_z.numpy(), g_bias.numpy())
         grads = [g_u, g_delta, g_A.sum(0), g_Bt.transpose(1, 2), g_Ct.transpose(1, 2),
                  g_D.sum(0) if has_D else None, g_z if has_z else None, g_bias.sum(0) if has_bias else None]
         out = [g.to(dt) if g is not None else None for g, dt in zip(grads, ctx.in_dtypes)]
@@ -263,7 +266,7 @@ def _tiny(dtype: torch.dtype) -> np.floating:
 
 
 def _set_threads() -> None:
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
 def selective_scan_numba(
@@ -276,4 +279,4 @@ def selective_scan_numba(
     ``torch.get_num_threads()``."""
     if u.is_cuda:
         raise ValueError("selective_scan_numba runs on CPU tensors")
-    return _SelectiveScanNumba.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)  # type: ignore[no-any-return]
+    return _SelectiveScanNumba.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)

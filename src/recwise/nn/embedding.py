@@ -11,6 +11,7 @@ __all__ = ["FeatureEmbedding"]
 
 
 class FeatureEmbedding(nn.Module):
+    offsets: torch.Tensor  # buffer
     """Embed every sparse field of a schema with its own rows of one shared table.
 
     Parameters
@@ -29,7 +30,8 @@ class FeatureEmbedding(nn.Module):
     def __init__(self, fields: tuple[Field, ...], dim: int, *, n_dense: int = 0, init_std: float = 1e-4) -> None:
         super().__init__()
         vocab = [f.vocab_size for f in fields]
-        offsets = torch.tensor([0, *vocab[:-1]], dtype=torch.int64).cumsum(0) if vocab else torch.zeros(0, dtype=torch.int64)
+        offsets = (torch.tensor([0, *vocab[:-1]], dtype=torch.int64).cumsum(0) if vocab
+                   else torch.zeros(0, dtype=torch.int64))
         self.register_buffer("offsets", offsets, persistent=False)
         self.table = nn.Embedding(max(sum(vocab), 1), dim)
         nn.init.normal_(self.table.weight, mean=0.0, std=init_std)

@@ -27,7 +27,7 @@ kernel on CPU when numba imports, else the parallel scan.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -40,14 +40,14 @@ __all__ = ["Mamba", "cuda_scan_available", "linear_scan", "numba_scan_available"
 
 try:  # pragma: no cover - needs the compiled CUDA extension
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _cuda_selective_scan
-except Exception:  # ImportError, or the extension failing to load
+except Exception:  # noqa: BLE001 - ImportError, or the extension failing to load
     _cuda_selective_scan = None
 
 
 try:
     from recwise.nn._scan_numba import selective_scan_numba as _numba_selective_scan
 except ImportError:  # numba is optional (the ``fast`` extra)
-    _numba_selective_scan = None
+    _numba_selective_scan = None  # type: ignore[assignment]
 
 
 def cuda_scan_available() -> bool:
@@ -77,13 +77,13 @@ def _doubling_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class _LinearScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         h = _doubling_scan(a, b)
         ctx.save_for_backward(a, h)
         return h
 
     @staticmethod
-    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a, h = ctx.saved_tensors
         # G[t] = g[t] + a[t+1] G[t+1]: the same recurrence run backwards in time
         a_next = torch.cat([a[..., 1:, :], torch.zeros_like(a[..., :1, :])], dim=-2)
@@ -94,7 +94,7 @@ class _LinearScan(torch.autograd.Function):
 
 def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Parallel scan of ``h[t] = a[t] * h[t-1] + b[t]`` along dim -2 (time), h[-1] = 0."""
-    return _LinearScan.apply(a, b)  # type: ignore[no-any-return]
+    return _LinearScan.apply(a, b)
 
 
 def _f(t: torch.Tensor) -> torch.Tensor:
@@ -144,7 +144,7 @@ class _SelectiveScanCore(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, delta, A, B, C, u, chunk: int):  # type: ignore[override]  # noqa: ANN001, ANN205
+    def forward(ctx, delta, A, B, C, u, chunk: int):  # noqa: ANN001, ANN205
         ctx.save_for_backward(delta, A, B, C, u)
         ctx.chunk = chunk
         out = []
@@ -157,7 +157,7 @@ class _SelectiveScanCore(torch.autograd.Function):
         return torch.cat(out) if len(out) > 1 else out[0]
 
     @staticmethod
-    def backward(ctx, gy):  # type: ignore[override]  # noqa: ANN001, ANN205
+    def backward(ctx, gy):  # noqa: ANN001, ANN205
         delta, A, B, C, u = ctx.saved_tensors
         g_delta, g_B, g_C, g_u = (torch.empty_like(t) for t in (delta, B, C, u))
         g_A = torch.zeros_like(A)

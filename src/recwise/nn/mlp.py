@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -12,8 +12,10 @@ __all__ = ["MLP", "activation"]
 
 def activation(name: str) -> nn.Module:
     """An activation module by name (relu, sigmoid, tanh, prelu, dice-free set)."""
-    table = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "prelu": nn.PReLU, "gelu": nn.GELU,
-             "leakyrelu": nn.LeakyReLU, "identity": nn.Identity, "softmax": lambda: nn.Softmax(dim=1)}
+    table: dict[str, Callable[[], nn.Module]] = {
+        "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "prelu": nn.PReLU, "gelu": nn.GELU,
+        "leakyrelu": nn.LeakyReLU, "identity": nn.Identity, "softmax": lambda: nn.Softmax(dim=1),
+    }
     if name.lower() not in table:
         raise ValueError(f"unknown activation {name!r}; choose from {sorted(table)}")
     return table[name.lower()]()

@@ -49,7 +49,7 @@ class CTRModel(nn.Module):
     The subclass's ``Config`` must have ``embed_dim`` and ``init_std``; it implements ``head``.
     """
 
-    Config: ClassVar[type]
+    Config: ClassVar[type[Any]]  # Any: isinstance(config, Config) then keeps config's fields visible
     registry_name: ClassVar[str]
     task: ClassVar[str] = "ctr"
 

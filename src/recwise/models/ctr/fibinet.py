@@ -50,6 +50,9 @@ class SENET(nn.Module):
 class Bilinear(nn.Module):
     """(B, F, E) -> (B, P, E), P = F(F-1)/2, pairs i<j in combinations order."""
 
+    i: torch.Tensor  # buffers
+    j: torch.Tensor
+
     def __init__(self, num_fields: int, dim: int, kind: str) -> None:
         super().__init__()
         i, j = torch.triu_indices(num_fields, num_fields, offset=1)

@@ -23,7 +23,7 @@ __all__ = ["MSRModel", "pick_scenario"]
 class MSRModel(nn.Module):
     """Base class: stores schema and config and checks the config type."""
 
-    Config: ClassVar[type]
+    Config: ClassVar[type[Any]]  # Any: isinstance(config, Config) then keeps config's fields visible
     registry_name: ClassVar[str]
 
     def __init__(self, schema: Schema, config: Any) -> None:

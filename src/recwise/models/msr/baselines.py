@@ -12,6 +12,7 @@ and one separate model per scenario.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -74,13 +75,14 @@ class SingleScenario(MSRModel):
             FeatureEmbedding.from_schema(schema, config.embed_dim) for _ in range(self.n_scenarios)
         )
         self.mlps = nn.ModuleList(
-            MLP(self.embeddings[0].flat_dim, config.fcn_dims, dropout=config.dropout) for _ in range(self.n_scenarios)
+            MLP(cast(FeatureEmbedding, self.embeddings[0]).flat_dim, config.fcn_dims, dropout=config.dropout)
+            for _ in range(self.n_scenarios)
         )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         scenario = batch["scenario"]
         out = torch.zeros(scenario.shape[0], dtype=torch.float32, device=scenario.device)
-        for s, (emb, mlp) in enumerate(zip(self.embeddings, self.mlps)):
+        for s, (emb, mlp) in enumerate(zip(cast("list[FeatureEmbedding]", self.embeddings), self.mlps)):
             rows = (scenario == s).nonzero(as_tuple=True)[0]
             if rows.numel() == 0:
                 continue

@@ -36,7 +36,7 @@ How we differ from the released code
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -71,6 +71,9 @@ class AdapterNorm(nn.Module):
     ``mode="batch"`` always uses the batch's mean and unbiased variance (the released code).
     ``mode="running"`` does so in training while tracking running estimates, used in eval.
     """
+
+    running_mean: torch.Tensor  # buffers (mode "running")
+    running_var: torch.Tensor
 
     def __init__(self, dim: int, n_scenarios: int, mode: str, eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()
@@ -154,7 +157,7 @@ class HAMUR(MSRModel):
         logits = []
         for s, (backbone, head) in enumerate(zip(self.backbones, self.heads)):
             h = x
-            for i, layer in enumerate(backbone):
+            for i, layer in enumerate(cast(nn.ModuleList, backbone)):
                 h = layer(h)  # (B, fcn_dims[i])
                 if i in self.adapter_after:
                     h = self.adapters[self.adapter_after.index(i)](h, instance, s)

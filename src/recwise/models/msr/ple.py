@@ -23,6 +23,7 @@ the shape torch-rechub issue #52 asked for and the released code already has.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -92,7 +93,7 @@ class CGC(nn.Module):
     def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         shared_in = inputs[-1]
         shared = [e(shared_in) for e in self.shared]  # each (B, H)
-        specific = [[e(x) for e in experts] for experts, x in zip(self.specific, inputs)]
+        specific = [[e(x) for e in cast(nn.ModuleList, experts)] for experts, x in zip(self.specific, inputs)]
         outs = []
         for gate, x, own in zip(self.gates, inputs, specific):
             experts = torch.stack(own + shared, dim=1)  # (B, n_specific + n_shared, H)

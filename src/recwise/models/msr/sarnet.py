@@ -23,6 +23,7 @@ only use BatchNorm running statistics, so they do not depend on the batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -99,10 +100,10 @@ class SARNet(MSRModel):
         scenario = batch["scenario"]
         # every scenario's transfer and own experts on every row (their BatchNorms see the batch)
         transferred, own = [], []
-        for s, experts in enumerate(self.own_experts):
+        for s, own_s in enumerate(self.own_experts):
             e_s = e * self.scale[s] + self.shift[s]  # (B, F*E)
             transferred.append(e_s)
-            own.append(torch.stack([x(e_s) for x in experts], dim=1))  # (B, n_specific, H)
+            own.append(torch.stack([x(e_s) for x in cast(nn.ModuleList, own_s)], dim=1))  # (B, n_specific, H)
         e_own = torch.stack(transferred, dim=1)[rows, scenario]  # (B, F*E): each row's own transfer
         own_experts = torch.stack(own, dim=1)[rows, scenario]  # (B, n_specific, H)
         shared_experts = torch.stack([x(e_own) for x in self.shared_experts], dim=1)  # (B, n_shared, H)

@@ -34,6 +34,7 @@ How we differ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -109,7 +110,7 @@ class StarFCN(nn.Module):
 
     def forward(self, x: torch.Tensor, s: int) -> torch.Tensor:
         last = len(self.shared_w) - 1
-        for i, norm in enumerate(self.norms[s]):
+        for i, norm in enumerate(cast(nn.ModuleList, self.norms[s])):
             w = self.shared_w[i] * self.own_w[i][s]  # (in, out)
             x = norm(x @ w + self.shared_b[i] + self.own_b[i][s])
             if i < last or self.output_relu:
@@ -144,7 +145,7 @@ class STAR(MSRModel):
     def _standardise(self, x: torch.Tensor, scenario: torch.Tensor) -> torch.Tensor:
         if self.config.norm_stats == "scenario":
             z = torch.empty_like(x)
-            for s, norm in enumerate(self.scenario_norms):
+            for s, norm in enumerate(cast("list[nn.BatchNorm1d]", self.scenario_norms)):
                 rows = (scenario == s).nonzero(as_tuple=True)[0]
                 if rows.numel() == 0:
                     continue

@@ -15,7 +15,7 @@ every-prefix augmentation; ``"cloze"``: BERT4Rec's masked items).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -48,6 +48,7 @@ class SeqModel(nn.Module):
     registry_name: ClassVar[str]
     examples: ClassVar[tuple[str, ...]] = ("sequence", "prefix")
     Config: ClassVar[type]
+    item_embedding: nn.Embedding  # set by the subclasses that have an ID table
 
     def __init__(self, schema: Schema, config: object) -> None:
         super().__init__()
@@ -55,12 +56,12 @@ class SeqModel(nn.Module):
         if len(seq) != 1:
             raise ConfigError(f"a sequential model needs exactly one SEQUENCE field in its schema; got {len(seq)}")
         self.schema = schema
-        self.config = config
+        self.config: Any = config  # an instance of cls.Config
         self.n_items = seq[0].vocab_size  # including padding 0
 
     def item_weights(self) -> torch.Tensor:
         """(V, d) output item embeddings (tied to the input table by default)."""
-        return self.item_embedding.weight  # type: ignore[no-any-return]
+        return self.item_embedding.weight
 
     def score(self, h: torch.Tensor) -> torch.Tensor:
         return h @ self.item_weights().t()
@@ -85,7 +86,7 @@ def init_normal(module: nn.Module, std: float = 0.02) -> None:
 
 class _Dropout(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, p: float) -> torch.Tensor:
         # 16 random bits per element from the default generator (seeded like every torch RNG),
         # three per int64 (``random_`` leaves the sign bit 0): P(drop) = round(p * 65536) / 65536
         n = x.numel()
@@ -98,7 +99,7 @@ class _Dropout(torch.autograd.Function):
         return x * mask
 
     @staticmethod
-    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
         (mask,) = ctx.saved_tensors
         return g * mask, None
 
@@ -111,7 +112,7 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
         return x
     if x.is_cuda:
         return nn.functional.dropout(x, p, True)
-    return _Dropout.apply(x, p)  # type: ignore[no-any-return]
+    return _Dropout.apply(x, p)
 
 
 class Dropout(nn.Module):

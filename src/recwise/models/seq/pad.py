@@ -227,7 +227,7 @@ class TextProjection(nn.Module):
         self.apply(_xavier)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # type: ignore[no-any-return]
+        return self.net(x)
 
 
 class Fuse(nn.Module):
@@ -241,7 +241,7 @@ class Fuse(nn.Module):
             self.apply(_xavier)
 
     def forward(self, ids: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([ids, text], -1)) if self.kind == "cat" else ids + text  # type: ignore[no-any-return]
+        return self.net(torch.cat([ids, text], -1)) if self.kind == "cat" else ids + text
 
 
 class Tower(nn.Module):
@@ -280,6 +280,7 @@ class _PADBase(nn.Module):
     task: ClassVar[str] = "pad"
     registry_name: ClassVar[str]
     Config = PADConfig
+    text: torch.Tensor  # buffer, when given
 
     def __init__(self, schema: Schema, config: PADConfig, text: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -311,12 +312,12 @@ class _PADBase(nn.Module):
         """Serving: compute the item tables once (eval mode) and reuse them until :meth:`train` is
         called; the text vectors and MLPs then cost nothing per request."""
         self.eval()
-        self._tables = self.item_tables()
+        self._tables: list[torch.Tensor] | None = self.item_tables()
 
     def train(self, mode: bool = True) -> _PADBase:
         if mode:
             self._tables = None
-        return super().train(mode)  # type: ignore[return-value]
+        return super().train(mode)
 
     def expert_scores(self, batch: Batch) -> list[torch.Tensor]:
         """Per expert, (B, V) dot-product scores of the state at the last position."""
@@ -475,6 +476,7 @@ class PADPhase3(_PADBase):
     """
 
     registry_name = "pad"
+    bins: torch.Tensor  # buffer
 
     def __init__(self, schema: Schema, config: PADConfig | None = None, text: torch.Tensor | None = None,
                  bins: torch.Tensor | None = None) -> None:

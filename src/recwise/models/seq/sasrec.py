@@ -183,6 +183,9 @@ class SASRec(SeqModel):
 
     Config = SASRecConfig
     examples = ("sequence", "prefix")
+    item_text: torch.Tensor  # buffers of the text options (_build_text)
+    item_knowledge: torch.Tensor
+    user_knowledge: torch.Tensor
 
     def __init__(self, schema: Schema, config: SASRecConfig | None = None) -> None:
         config = config or SASRecConfig()
