@@ -153,8 +153,8 @@ def model_registry(task: str) -> Registry[type]:
     """The model registry of ``task`` (created on first use)."""
     if task not in MODELS:
         loaders = [MODEL_PACKAGES[task]] if task in MODEL_PACKAGES else []
-        MODELS[task] = Registry(f"model for task '{task}'", loaders=loaders, hint=f"(`recwise models {task}` lists them)",
-                                check=_check_model)
+        MODELS[task] = Registry(f"model for task '{task}'", loaders=loaders,
+                                hint=f"(`recwise models {task}` lists them)", check=_check_model)
     return MODELS[task]
 
 

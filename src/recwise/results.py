@@ -15,7 +15,8 @@ from typing import Any
 
 from recwise.errors import DataError
 
-__all__ = ["COLUMNS", "ResultRow", "atomic_write_text", "read_results", "stamp_run_json", "summary_markdown", "write_results"]
+__all__ = ["COLUMNS", "ResultRow", "atomic_write_text", "read_results", "stamp_run_json", "summary_markdown",
+           "write_results"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ def _segment_key(segment: str) -> tuple[bool, tuple[str | int, ...]]:
     return segment != "all", natural_key(segment)
 
 
-def summary_markdown(rows: list[ResultRow], *, split: str = "test", metrics: tuple[str, ...] = ("auc", "logloss")) -> str:
+def summary_markdown(rows: list[ResultRow], *, split: str = "test",
+                     metrics: tuple[str, ...] = ("auc", "logloss")) -> str:
     """A table of mean ± std over seeds: one row per model, one column per (segment, metric)."""
     groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     seeds: dict[str, set[int]] = defaultdict(set)

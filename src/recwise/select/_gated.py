@@ -40,7 +40,7 @@ from recwise.metrics import auc, logloss
 from recwise.train import TrainConfig
 from recwise.train.trainer import resolve_device
 
-__all__ = ["Gate", "GatedModel", "SearchResult", "evaluate_gated", "gated_logits", "require_valid", "search_fit"]
+__all__ = ["Gate", "GatedModel", "SearchResult", "evaluate_gated", "gated_logits", "search_fit"]
 
 
 class Gate(nn.Module):

@@ -121,7 +121,8 @@ class AltFSConfig:
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
-    """``"local:smollm2"`` -> ("local", "smollm2"); ``"http:gpt-4o"`` -> ("http", "gpt-4o"); ``"local"`` -> ("local", None)."""
+    """``"local:smollm2"`` -> ("local", "smollm2"); ``"http:gpt-4o"`` -> ("http", "gpt-4o");
+    ``"local"`` -> ("local", None)."""
     backend, _, model = str(spec).partition(":")
     if backend not in ("local", "http"):
         raise ConfigError(f"option 'method.llms': spec {spec!r} must start with 'local:' or 'http:' "
@@ -276,12 +277,12 @@ def llm_rank(
                                                                task=task)}]
             fb = next(f for f in fallback_order if f in candidates)
             cands = list(candidates)
-            res = ask(generator, prompt, lambda t: parse_feature(t, cands),
+            res = ask(generator, prompt, lambda t: parse_feature(t, cands),  # noqa: B023 - called in this iteration
                       reminder="Reply with one of the candidate features: " + ", ".join(cands)
                                + ". The last line must be that feature name only.",
                       fallback=(fb, "fallback"), params=params, max_attempts=max_attempts,
                       retry_temperature=temperature)
-            pick, where = res.value
+            pick, where = res.value  # type: ignore[misc]  # a fallback is given: never None
             calls.append({"llm": label, "step": step, "candidates": len(cands), "chosen": pick,
                           "attempts": res.attempts, "fallback": res.fallback_used, "parsed_from": where,
                           "answer": res.raw[-1][-400:] if res.raw else ""})
@@ -305,6 +306,9 @@ def prior_scores(rankings: Sequence[Sequence[str]], fields: Sequence[str]) -> np
 
 class SurrogateGate(Gate):
     """BatchNorm over the width, then ``sum_i a_i * mask_i`` with random tail masks per ranking."""
+
+    scale: torch.Tensor  # buffers
+    order: torch.Tensor
 
     def __init__(self, prior: np.ndarray, embed_dim: int, *, mask_ratio: float = 0.2,
                  weight_temperature: float = 4.0, seed: int = 0) -> None:
@@ -392,7 +396,7 @@ class AltFS(FieldSelector):
             return list(zip(labels, self._generators))
         from recwise.llm import Generator, LLMCache, load_generator
 
-        out = []
+        out: list[tuple[str, Any]] = []
         for spec in self.config.llms:
             backend, model = parse_spec(spec)
             gen: Any

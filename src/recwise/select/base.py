@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -119,7 +119,7 @@ def set_ranking(selector: FieldSelector, fields: list[str], scores: np.ndarray) 
 def bce_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     """BCE on logits plus the model's ``extra_loss()`` when it has one."""
     loss = nn.functional.binary_cross_entropy_with_logits(model(batch), batch["label"])
-    extra = model.extra_loss() if hasattr(model, "extra_loss") else None
+    extra = cast(Any, model).extra_loss() if hasattr(model, "extra_loss") else None
     return loss + extra if extra is not None else loss
 
 

@@ -67,7 +67,8 @@ class LPFSConfig:
             raise ConfigError(f"option 'method.eps_update_frequency' must be >= 1; got {self.eps_update_frequency}")
 
 
-def lpfs_gate(x: torch.Tensor, eps: float, alpha: float = 10.0, tau: float = 2.0, init_val: float = 1.0) -> torch.Tensor:
+def lpfs_gate(x: torch.Tensor, eps: float, alpha: float = 10.0, tau: float = 2.0,
+              init_val: float = 1.0) -> torch.Tensor:
     """The polarizing gate ``sign(x) x^2/(x^2+eps) + alpha eps^(1/tau) atan(x)`` (``/init_val``)."""
     smooth_l0 = x * x / (x * x + eps)
     slope = alpha * eps ** (1.0 / tau) * torch.atan(x)

@@ -87,6 +87,7 @@ def value_ids(batch: Batch, n_dense: int) -> torch.Tensor:
 
 
 class OptFSGate(Gate):
+    offsets: torch.Tensor  # buffer
     """Per-value mask ``sigmoid(T w) / sigmoid(0.5)`` (search) or ``(w > 0) / sigmoid(0.5)`` (ticket)."""
 
     def __init__(self, schema: Schema, config: OptFSConfig) -> None:

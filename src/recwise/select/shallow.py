@@ -27,7 +27,7 @@ Dense fields are passed as they are in every variant.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -202,7 +202,7 @@ class RFConfig:
     max_rows: int | None = None
 
 
-def _fit_rf(sel: FieldSelector, t: Table) -> tuple[object, np.ndarray, np.ndarray]:
+def _fit_rf(sel: FieldSelector, t: Table) -> tuple[Any, np.ndarray, np.ndarray]:
     from sklearn.ensemble import RandomForestClassifier
 
     c = sel.config

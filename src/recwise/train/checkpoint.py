@@ -32,11 +32,12 @@ def _state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def model_meta(model: nn.Module) -> dict[str, Any]:
+    m: Any = model  # a registered model: registry_name, config and schema
     return {
-        "task": getattr(model, "task", "msr"),
-        "model": type(model).registry_name,
-        "config": config_to_dict(model.config),
-        "schema": model.schema.to_dict(),
+        "task": getattr(m, "task", "msr"),
+        "model": type(m).registry_name,
+        "config": config_to_dict(m.config),
+        "schema": m.schema.to_dict(),
     }
 
 
@@ -73,7 +74,8 @@ def load_model(path: str | os.PathLike[str], *, task: str | None = None) -> nn.M
 def _load_state(module: nn.Module, tensors: dict[str, torch.Tensor], where: Path) -> None:
     missing, unexpected = module.load_state_dict(tensors, strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"checkpoint {where} does not match the model: missing {missing}, unexpected {unexpected}")
+        raise CheckpointError(f"checkpoint {where} does not match the model: missing {missing}, "
+                              f"unexpected {unexpected}")
 
 
 # ------------------------------------------------------------------------ training checkpoints
@@ -97,7 +99,8 @@ def save_training_state(
         opt_tensors: dict[str, torch.Tensor] = {}
         for pid, pstate in opt["state"].items():
             for key, value in pstate.items():
-                opt_tensors[f"{pid}.{key}"] = (value if torch.is_tensor(value) else torch.tensor(value)).cpu().contiguous()
+                tensor = value if torch.is_tensor(value) else torch.tensor(value)
+                opt_tensors[f"{pid}.{key}"] = tensor.cpu().contiguous()
         opt_tensors["__rng__"] = torch.get_rng_state()
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         (tmp / "state.json").write_text(json.dumps({**state, "param_groups": opt["param_groups"]}, indent=1))
@@ -124,9 +127,11 @@ def load_training_state(
         best = load_file(str(folder / "best.safetensors"))
         opt_tensors = load_file(str(folder / "optimizer.safetensors"))
     except FileNotFoundError as exc:
-        raise CheckpointError(f"cannot resume: {exc.filename} is missing (run without --resume to start over)") from None
+        raise CheckpointError(
+            f"cannot resume: {exc.filename} is missing (run without --resume to start over)") from None
     except (json.JSONDecodeError, SafetensorError, OSError) as exc:
-        raise CheckpointError(f"cannot resume: checkpoint in {folder} is corrupt ({exc}); run without --resume") from None
+        raise CheckpointError(
+            f"cannot resume: checkpoint in {folder} is corrupt ({exc}); run without --resume") from None
     _load_state(model, weights, folder)
     torch.set_rng_state(opt_tensors.pop("__rng__"))
     opt_state: dict[int, dict[str, torch.Tensor]] = {}

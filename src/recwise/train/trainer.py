@@ -236,7 +236,8 @@ class Trainer:
                 raise CheckpointError(
                     f"checkpoint in {ckpt} was made with other options; use the same options or run without --resume"
                 )
-            best_score, best_epoch, bad, history = state["best_score"], state["best_epoch"], state["bad"], state["history"]
+            best_score, best_epoch = state["best_score"], state["best_epoch"]
+            bad, history = state["bad"], state["history"]
             start = state["epoch"] + 1
             if state.get("finished"):
                 start = c.epochs
