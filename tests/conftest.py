@@ -42,7 +42,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 
 def planted_table(n: int = 6000, seed: int = 0, n_scenarios: int = 3) -> Table:
-    """CTR rows whose label depends on field ``a`` (per-scenario sign), ``b`` and the dense ``x``; ``noise`` is noise."""
+    """CTR rows whose label depends on field ``a`` (per-scenario sign), ``b`` and the dense ``x``;
+    ``noise`` is noise."""
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 40, n)
     b = rng.integers(0, 12, n)
@@ -56,7 +57,8 @@ def planted_table(n: int = 6000, seed: int = 0, n_scenarios: int = 3) -> Table:
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.float32)
     schema = Schema((
         Field("a", FieldKind.SPARSE, 40), Field("b", FieldKind.SPARSE, 12), Field("noise", FieldKind.SPARSE, 7),
-        Field("x", FieldKind.DENSE), Field("scenario", FieldKind.SCENARIO, n_scenarios), Field("label", FieldKind.LABEL),
+        Field("x", FieldKind.DENSE), Field("scenario", FieldKind.SCENARIO, n_scenarios),
+        Field("label", FieldKind.LABEL),
     ))
     return Table(schema, {"a": a, "b": b, "noise": noise, "x": x, "scenario": scenario, "label": label})
 

@@ -9,7 +9,7 @@ import torch
 from recwise.data.cache import Prepared, load_prepared, save_prepared
 from recwise.data.schema import Field, FieldKind, Schema
 from recwise.data.split import random_split
-from recwise.data.table import BatchLoader, Table
+from recwise.data.table import BatchLoader
 from recwise.errors import DataError
 from tests.conftest import planted_table
 

@@ -13,7 +13,7 @@ from recwise.tasks.msr import bce_loss, evaluate
 from recwise.train import TrainConfig, Trainer, seed_everything
 
 
-class Killed(Exception):
+class Killed(Exception):  # noqa: N818 - a simulated kill, not an error
     pass
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ SHARED_DATA = Path(os.environ.get("RECWISE_SHARED_DATA", Path(__file__).resolve(
 
 
 @pytest.fixture
-def msr_sample(tmp_path: Path):
+def msr_sample(tmp_path: Path) -> Callable[[str], Path]:
     """Copy one msr-samples/<name> folder into tmp_path (never into the repo) and return the copy."""
 
     def copy(name: str) -> Path:

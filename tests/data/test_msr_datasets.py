@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -13,7 +15,6 @@ import pytest
 from recwise.data.datasets import prepare
 from recwise.data.datasets.douban import PROCESS_SCRIPT_ORDER, read_douban
 from recwise.data.datasets.kuairand import read_kuairand
-from recwise.data.schema import FieldKind
 from recwise.errors import ConfigError, DataError
 
 # ------------------------------------------------------------------------------ the real samples
@@ -28,7 +29,7 @@ SAMPLES = {
 
 
 @pytest.mark.parametrize("folder", sorted(SAMPLES))
-def test_sample_loads_with_paper_rules(folder, msr_sample, cache_root):
+def test_sample_loads_with_paper_rules(folder: str, msr_sample: Callable[[str], Path], cache_root: Path) -> None:
     name, rows, per_scenario, rate, n_sparse, n_dense = SAMPLES[folder]
     prepared = prepare(name, msr_sample(folder), root=cache_root)
     table, schema = prepared.table, prepared.table.schema
@@ -49,7 +50,7 @@ def test_sample_loads_with_paper_rules(folder, msr_sample, cache_root):
     assert sum(len(v) for v in prepared.splits.values()) == rows
 
 
-def test_kuairand_counts_are_real_dense_values(msr_sample, cache_root):
+def test_kuairand_counts_are_real_dense_values(msr_sample: Callable[[str], Path], cache_root: Path) -> None:
     raw = msr_sample("kuairand")
     table = prepare("kuairand-1k", raw, root=cache_root).table
     assert [f.name for f in table.schema.dense] == ["follow_user_num", "fans_user_num", "friend_user_num",
@@ -63,7 +64,7 @@ def test_kuairand_counts_are_real_dense_values(msr_sample, cache_root):
     assert not np.allclose(ids, expected)
 
 
-def test_ali_ccp_fixed_splits_follow_the_files(msr_sample, cache_root):
+def test_ali_ccp_fixed_splits_follow_the_files(msr_sample: Callable[[str], Path], cache_root: Path) -> None:
     raw = msr_sample("ali-ccp")
     prepared = prepare("ali-ccp", raw, root=cache_root, split_seed=1)
     assert {k: len(v) for k, v in prepared.splits.items()} == {"train": 100, "val": 50, "test": 50}
@@ -75,7 +76,7 @@ def test_ali_ccp_fixed_splits_follow_the_files(msr_sample, cache_root):
     assert "301" in [f.name for f in prepared.table.schema.sparse]  # stays an input feature
 
 
-def test_douban_default_order_is_the_run_scripts(msr_sample, cache_root):
+def test_douban_default_order_is_the_run_scripts(msr_sample: Callable[[str], Path], cache_root: Path) -> None:
     raw = msr_sample("douban")
     domain = pl.read_csv(raw / "douban_sample.csv")["domain"].to_numpy()
     scenario = prepare("douban", raw, root=cache_root).table.columns["scenario"]
@@ -97,7 +98,7 @@ VIDEO_HEADER = ("video_id,author_id,video_type,upload_dt,upload_type,visible_sta
                 "server_height,music_id,music_type,tag")
 
 
-def write_kuairand_raw(folder: Path, tabs=(1, 0, 4, 2, 6, 3, 1)) -> Path:
+def write_kuairand_raw(folder: Path, tabs: tuple[int, ...] = (1, 0, 4, 2, 6, 3, 1)) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     log = [LOG_HEADER]
     for i, tab in enumerate(tabs):
@@ -110,7 +111,7 @@ def write_kuairand_raw(folder: Path, tabs=(1, 0, 4, 2, 6, 3, 1)) -> Path:
     users = [USER_HEADER,
              f"0,high_active,0,0,0,5,\"(0,10]\",0,0,0,0,60,61-90,{onehot}",
              f"1,full_active,0,0,1,40,\"(10,50]\",50,\"[10,100)\",3,\"[1,5)\",300,181-365,{onehot}",
-             f"2,middle_active,0,-124,0,500,\"(250,500]\",100,\"[100,1k)\",7,\"[5,30)\",1000,730+,"
+             "2,middle_active,0,-124,0,500,\"(250,500]\",100,\"[100,1k)\",7,\"[5,30)\",1000,730+,"
              + onehot.replace(",638,", ",,")]  # a missing one-hot value: the script fills 1471
     (folder / "user_features_1k.csv").write_text("\n".join(users) + "\n")
     videos = [VIDEO_HEADER,
@@ -121,7 +122,7 @@ def write_kuairand_raw(folder: Path, tabs=(1, 0, 4, 2, 6, 3, 1)) -> Path:
     return folder
 
 
-def test_kuairand_raw_files(tmp_path, cache_root):
+def test_kuairand_raw_files(tmp_path: Path, cache_root: Path) -> None:
     raw = write_kuairand_raw(tmp_path / "raw")
     prepared = prepare("kuairand-1k", raw, root=cache_root)
     t = prepared.table
@@ -138,7 +139,7 @@ def test_kuairand_raw_files(tmp_path, cache_root):
     assert len(read_kuairand(raw, tabs=(1, 3, 4, 6, 9)).table) == 5  # tabs 1, 1, 4, 6, 3
 
 
-def test_kuairand_remapped_csv_needs_feature_mapping(tmp_path):
+def test_kuairand_remapped_csv_needs_feature_mapping(tmp_path: Path) -> None:
     raw = write_kuairand_raw(tmp_path / "raw")
     # write what load_data_1k.py writes from these raw files: every column as first-appearance ids
     log = pl.read_csv(raw / "log_standard_4_22_to_5_08_1k.csv")
@@ -173,7 +174,7 @@ def test_kuairand_remapped_csv_needs_feature_mapping(tmp_path):
 # ------------------------------------------------------------------------------ raw Ali-CCP files
 
 
-def _features(pairs) -> str:
+def _features(pairs: Iterable[tuple[object, object]]) -> str:
     return "\x01".join(f"{field}\x02{feat}\x03{value}" for field, feat, value in pairs)
 
 
@@ -199,7 +200,7 @@ def write_aliccp_raw(folder: Path) -> Path:
     return folder
 
 
-def test_aliccp_raw_files_follow_the_preprocess_script(tmp_path, cache_root):
+def test_aliccp_raw_files_follow_the_preprocess_script(tmp_path: Path, cache_root: Path) -> None:
     raw = write_aliccp_raw(tmp_path / "raw")
     prepared = prepare("ali-ccp", raw, root=cache_root)
     t = prepared.table
@@ -243,7 +244,7 @@ def write_amazon_raw(folder: Path) -> Path:
     return folder
 
 
-def test_amazon_raw_json_and_processed_csv(tmp_path, cache_root):
+def test_amazon_raw_json_and_processed_csv(tmp_path: Path, cache_root: Path) -> None:
     t = prepare("amazon-5core", write_amazon_raw(tmp_path / "raw"), root=cache_root).table
     assert t.columns["scenario"].tolist() == [0, 0, 1, 1, 1, 2]
     assert t.columns["label"].tolist() == [1, 0, 1, 0, 1, 0]
@@ -273,7 +274,7 @@ def write_douban_raw(folder: Path) -> Path:
     return folder.parent
 
 
-def test_douban_raw_files(tmp_path, cache_root):
+def test_douban_raw_files(tmp_path: Path, cache_root: Path) -> None:
     prepared = prepare("douban", write_douban_raw(tmp_path / "raw"), root=cache_root)
     t = prepared.table
     assert t.columns["label"].tolist() == [1, 0, 1, 0, 1]
@@ -306,7 +307,7 @@ def write_mind_raw(folder: Path) -> Path:
     return folder
 
 
-def test_mind_raw_folders(tmp_path, cache_root):
+def test_mind_raw_folders(tmp_path: Path, cache_root: Path) -> None:
     t = prepare("mind", write_mind_raw(tmp_path / "raw"), root=cache_root).table
     # health and the unknown news id are dropped
     assert t.columns["scenario"].tolist() == [1, 0, 2, 3, 0]
@@ -314,7 +315,7 @@ def test_mind_raw_folders(tmp_path, cache_root):
     assert t.schema["User_ID"].vocab_size == 2 and t.schema.num_scenarios == 4
 
 
-def test_mind_test_split_without_labels_is_refused(tmp_path):
+def test_mind_test_split_without_labels_is_refused(tmp_path: Path) -> None:
     raw = write_mind_raw(tmp_path / "raw")
     (raw / "MINDlarge_dev" / "behaviors.tsv").write_text("1\tU1\t11/15/2019 8:55:22 AM\t\tN61837 N53526\n")
     with pytest.raises(DataError, match=r"behaviors\.tsv.*'impressions'.*N61837"):
@@ -324,12 +325,12 @@ def test_mind_test_split_without_labels_is_refused(tmp_path):
 # ------------------------------------------------------------------------------ bad input
 
 
-def _edit_csv(path: Path, edit) -> None:
+def _edit_csv(path: Path, edit: Any) -> None:
     df = pl.read_csv(path, infer_schema=False)
     edit(df).write_csv(path)
 
 
-def _set(col: str, row: int, value):
+def _set(col: str, row: int, value: object) -> Callable[[pl.DataFrame], pl.DataFrame]:
     return lambda df: df.with_columns(pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value)).otherwise(pl.col(col))
                                       .alias(col))
 
@@ -353,7 +354,9 @@ BAD = [
 
 @pytest.mark.parametrize(("case", "folder", "name", "file", "edit", "words"), BAD,
                          ids=[f"{b[0]}-{b[1]}" for b in BAD])
-def test_bad_input_is_a_data_error_and_caches_nothing(case, folder, name, file, edit, words, msr_sample, cache_root):
+def test_bad_input_is_a_data_error_and_caches_nothing(case: str, folder: str, name: str, file: str, edit: Any,
+                                                      words: list[str], msr_sample: Callable[[str], Path],
+                                                      cache_root: Path) -> None:
     raw = msr_sample(folder)
     path = raw / file
     if edit == "empty":
@@ -372,7 +375,7 @@ def test_bad_input_is_a_data_error_and_caches_nothing(case, folder, name, file, 
     assert not prepared.exists() or list(prepared.iterdir()) == []  # no entry, no temp leftovers
 
 
-def test_missing_raw_files_name_what_is_expected(tmp_path):
+def test_missing_raw_files_name_what_is_expected(tmp_path: Path) -> None:
     empty = tmp_path / "raw"
     empty.mkdir()
     for name, words in (("kuairand-1k", "log_standard_4_22_to_5_08_1k.csv"), ("ali-ccp", "tianchi.aliyun.com"),
@@ -381,7 +384,7 @@ def test_missing_raw_files_name_what_is_expected(tmp_path):
             prepare(name, empty, use_cache=False)
 
 
-def test_kuairand_options_are_validated(msr_sample):
+def test_kuairand_options_are_validated(msr_sample: Callable[[str], Path]) -> None:
     raw = msr_sample("kuairand")
     with pytest.raises(ConfigError, match="'counts'"):
         read_kuairand(raw, counts="raw")

@@ -102,7 +102,7 @@ def server() -> Iterator[str]:
     env = dict(os.environ, RECWISE_LLM_FAULTS="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
     src = str(Path(__file__).resolve().parents[2] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"recwise-llm-server-{port}.log", "w")
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"recwise-llm-server-{port}.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "recwise.llm._server", "--port", str(port), "--device", "cpu"],
         env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -42,7 +42,8 @@ def test_generate_twice_second_from_cache(tmp_path: Path, capsys: pytest.Capture
 
 @needs_minilm
 def test_embed_prints_unit_vectors(tmp_path: Path, capsys: pytest.CaptureFixture[str], minilm: Any) -> None:
-    assert run(["llm", "embed", "hello world", "good night", "--cache-path", str(tmp_path / "c.sqlite"), "--quiet"]) == 0
+    assert run(["llm", "embed", "hello world", "good night", "--cache-path", str(tmp_path / "c.sqlite"),
+                "--quiet"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["text"] for r in rows] == ["hello world", "good night"]
     assert all(r["dim"] == 384 and abs(sum(x * x for x in r["embedding"]) - 1) < 1e-3 for r in rows)

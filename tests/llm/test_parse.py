@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from recwise.errors import ConfigError
@@ -131,7 +133,7 @@ def test_ask_retries_then_succeeds_with_a_reminder_and_sampling() -> None:
         (ask_latlon, (), None),
     ],
 )
-def test_retries_are_bounded_and_the_fallback_recorded(ask, extra, fallback) -> None:  # type: ignore[no-untyped-def]
+def test_retries_are_bounded_and_the_fallback_recorded(ask: Any, extra: tuple[Any, ...], fallback: Any) -> None:
     backend = FakeBackend(replies=["nonsense"] * 10)
     result = ask(Generator(backend, None), [{"role": "user", "content": "q"}], *extra, max_attempts=3)
     assert len(backend.rows) == 3 and result.attempts == 3

@@ -57,7 +57,8 @@ def test_request_validation() -> None:
     client = TestClient(create_app(BatchRecorder(), None, model_name="m"))
     assert client.post("/v1/completions", json={"model": "other", "prompt": "x"}).status_code == 404
     assert client.post("/v1/completions", json={"model": "m", "prompt": 3}).status_code == 400
-    assert client.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "x", "content": "y"}]}).status_code == 400
+    bad_role = {"model": "m", "messages": [{"role": "x", "content": "y"}]}
+    assert client.post("/v1/chat/completions", json=bad_role).status_code == 400
     assert client.post("/v1/chat/completions", json={"model": "m", "messages": [], "stream": True}).status_code == 400
     assert client.post("/v1/embeddings", json={"model": "minilm", "input": "x"}).status_code == 404
     r = client.post("/v1/completions", json={"model": "m", "prompt": ["a", "b"], "n": 2, "seed": 5, "temperature": 1})

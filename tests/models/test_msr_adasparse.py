@@ -55,7 +55,8 @@ def test_alpha_is_checkpointed() -> None:
 def test_forms(form: str) -> None:
     m = model(form=form)
     with torch.no_grad():
-        factors = m.input_pruner(m.scenario_embedding(small_batch()["scenario"]), m.embedding.flat(small_batch(), dense=False), m.alpha)
+        factors = m.input_pruner(m.scenario_embedding(small_batch()["scenario"]),
+                                 m.embedding.flat(small_batch(), dense=False), m.alpha)
     if form == "binarization":
         assert set(factors.unique().tolist()) <= {-1.0, 1.0}
     else:

@@ -20,7 +20,8 @@ def trained(config: HAMUR.Config, batch: dict[str, torch.Tensor], steps: int = 1
 
 def eval_in_pieces(model: HAMUR, batch: dict[str, torch.Tensor], size: int) -> torch.Tensor:
     with torch.no_grad():
-        return torch.cat([model({k: v[i:i + size] for k, v in batch.items()}) for i in range(0, len(batch["label"]), size)])
+        return torch.cat([model({k: v[i:i + size] for k, v in batch.items()})
+                          for i in range(0, len(batch["label"]), size)])
 
 
 def test_running_norm_makes_eval_independent_of_batch_composition() -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recwise.data.sequence import eval_inputs, prefix_examples
+from recwise.data.sequence import eval_inputs, prefix_examples, seq_schema
 from recwise.models.seq.pop import Pop
-from recwise.data.sequence import seq_schema
 from recwise.tasks.sequential import SeqRun, evaluate, run
 
 

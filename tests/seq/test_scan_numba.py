@@ -7,9 +7,9 @@ import torch
 
 pytest.importorskip("numba")
 
-from recwise.errors import ConfigError  # noqa: E402
-from recwise.nn.mamba import Mamba, scan_impl, selective_scan, selective_scan_ref  # noqa: E402
-from recwise.nn._scan_numba import selective_scan_numba  # noqa: E402
+from recwise.errors import ConfigError
+from recwise.nn._scan_numba import selective_scan_numba
+from recwise.nn.mamba import Mamba, scan_impl, selective_scan, selective_scan_ref
 
 
 def _inputs(b: int, d: int, L: int, n: int, seed: int, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:

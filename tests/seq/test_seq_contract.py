@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recwise.data.sequence import eval_inputs
+from recwise.data.sequence import eval_inputs, make_examples, seq_schema
 from recwise.registry import get_model, list_models
-from recwise.data.sequence import make_examples, seq_schema
 from recwise.tasks.sequential import evaluate, seq_loss
 from recwise.train.checkpoint import load_model, save_model
 

@@ -12,7 +12,8 @@ import pytest
 from recwise.data.seq_datasets import list_seq_datasets, load_sequences, seq_dataset_info
 from recwise.errors import ConfigError, DataError
 
-# 8 users: 7 with 6 items each over 6 items (7 interactions per item); user 7 has only 2 interactions (dropped by [5, inf) filters)
+# 8 users: 7 with 6 items each over 6 items (7 interactions per item); user 7 has only 2 interactions
+# (dropped by [5, inf) filters)
 EVENTS = [(f"u{u}", f"i{(u + t) % 6}", 4.0, 1_400_000_000 + 86_400 * (t * 10 + u))
           for u in range(7) for t in range(6)] + [("u7", "i0", 5.0, 1_500_000_000), ("u7", "i1", 5.0, 1_500_000_001)]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recwise.models.seq.sigma import SIGMA, GMambaBlock, SIGMAConfig, partial_flip
 from recwise.data.sequence import seq_schema
+from recwise.models.seq.sigma import SIGMA, GMambaBlock, SIGMAConfig, partial_flip
 
 
 def test_flip_covers_exactly_first_45_of_50() -> None:
