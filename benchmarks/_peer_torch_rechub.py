@@ -23,6 +23,7 @@ import json
 import sys
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 
@@ -113,9 +114,9 @@ def main() -> None:
         per_scenario = mode.endswith("_scen")
         if mode in ("pandas", "numpy", "numpy_scen"):
             def feed(x: dict[str, np.ndarray]) -> object:
-                x = inputs(x, per_scenario)
+                x = inputs(x, per_scenario)  # noqa: B023 - feed is used within this iteration
                 # fresh 0..n-1 index: TorchDataset does Series[i] label lookups
-                return pd.DataFrame(x) if mode == "pandas" else x
+                return pd.DataFrame(x) if mode == "pandas" else x  # noqa: B023
 
             model = build(per_scenario)
             torch.manual_seed(args.seed)  # the DataLoader's shuffle draws from the global RNG
@@ -128,7 +129,7 @@ def main() -> None:
                 epoch_s: list[float] = []
                 inner = trainer.train_one_epoch
 
-                def timed(*a, _inner=inner, _acc=epoch_s, **k):
+                def timed(*a: Any, _inner: Any = inner, _acc: list[float] = epoch_s, **k: Any) -> Any:
                     t0 = time.perf_counter()
                     try:
                         return _inner(*a, **k)

@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             hits += exact
             worst = max(r.index(f) for f in p.signal)
             best_noise = min(r.index(f) for f in p.noise)
-            print(f"{variant:32s} {seed:4d} {'yes' if exact else 'no':>6s} {worst:12d} {best_noise:10d} {secs:6.1f}  {r}")
+            print(f"{variant:32s} {seed:4d} {'yes' if exact else 'no':>6s} {worst:12d} {best_noise:10d} "
+                  f"{secs:6.1f}  {r}")
         summary[variant] = f"{hits}/{len(seeds)}"
     print(json.dumps(summary))
     return 0

@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from recwise.config import replace
     from recwise.metrics import auc, logloss
+    from recwise.registry import get_model
     from recwise.select import ERASE_TRAIN, get_selector
     from recwise.select.base import fit_backbone
-    from recwise.registry import get_model
     from recwise.train import predict, seed_everything
 
     if args.dataset == "planted":
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     fit_backbone(model, train, valid, cfg)
     print(f"{args.dataset}, {args.backbone}, seed {args.seed}")
-    print(f"  plain backbone, all fields      {metrics(predict(model, test.tensors()))}  ({time.perf_counter() - t0:.0f} s)")
+    print(f"  plain backbone, all fields      {metrics(predict(model, test.tensors()))}  "
+          f"({time.perf_counter() - t0:.0f} s)")
 
     t0 = time.perf_counter()
     ada = get_selector("adafs", options["adafs"], backbone=args.backbone, train=cfg, seed=args.seed).fit(train, valid)

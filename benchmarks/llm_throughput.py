@@ -100,7 +100,7 @@ def main() -> None:
             t0 = time.perf_counter()
             backend = LocalBackend(name, device="cpu")
             load = time.perf_counter() - t0
-        except Exception as exc:  # a missing optional wheel: report and go on
+        except Exception as exc:  # noqa: BLE001 - a missing optional wheel: report and go on
             print(f"{name}: skipped ({exc})")
             continue
         tokens_per_s(backend, prompts[:1], 1, 4)  # warm-up
@@ -147,7 +147,8 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(fig, indent=2))
 
 
-def serve_figures(args: argparse.Namespace, prompts: list[Any], texts: list[str], fig: dict[str, Any]) -> dict[str, Any]:
+def serve_figures(args: argparse.Namespace, prompts: list[Any], texts: list[str],
+                  fig: dict[str, Any]) -> dict[str, Any]:
     """Local and served SmolLM2/MiniLM measured alternately (``--repeat`` rounds), medians compared.
 
     Alternating keeps both sides under the same load when other jobs share the cores.
@@ -193,10 +194,12 @@ def serve_figures(args: argparse.Namespace, prompts: list[Any], texts: list[str]
         proc.wait(timeout=30)
     med = {k: statistics.median(v) for k, v in rounds.items()}
     print(f"local vs served, alternating, median of {args.repeat} rounds (max_tokens={args.max_tokens}):")
-    print(f"  smollm2 batch 1: local {med['l1']:6.1f} tok/s, served {med['s1']:6.1f} tok/s, local/served {med['l1'] / med['s1']:.2f}x")
+    print(f"  smollm2 batch 1: local {med['l1']:6.1f} tok/s, served {med['s1']:6.1f} tok/s, "
+          f"local/served {med['l1'] / med['s1']:.2f}x")
     print(f"  smollm2 batch 8: local {med['l8']:6.1f} tok/s, served {med['s8']:6.1f} tok/s (8 concurrent requests), "
           f"local/served {med['l8'] / med['s8']:.2f}x")
-    print(f"  minilm:          local {med['le']:6.1f} texts/s, served {med['se']:6.1f} texts/s, local/served {med['le'] / med['se']:.2f}x")
+    print(f"  minilm:          local {med['le']:6.1f} texts/s, served {med['se']:6.1f} texts/s, "
+          f"local/served {med['le'] / med['se']:.2f}x")
     return {**med, "rounds": rounds}
 
 

@@ -70,8 +70,8 @@ def main() -> None:
             done[(model, lr, wd, bs)] = rec
             with open(log, "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
-            print(f"{model:<13} lr {lr:<6g} wd {wd:<6g} batch {bs:<5d} val {rec['val_auc']:.4f} test {rec['test_auc']:.4f} "
-                  f"{rec['seconds']:.0f}s", flush=True)
+            print(f"{model:<13} lr {lr:<6g} wd {wd:<6g} batch {bs:<5d} val {rec['val_auc']:.4f} "
+                  f"test {rec['test_auc']:.4f} {rec['seconds']:.0f}s", flush=True)
     print("\nchosen on validation AUC over every logged run:\n"
           "| model | lr | weight decay | batch | val AUC | (test AUC) |\n|---|---|---|---|---|---|")
     yaml_lines = ["models:"]

@@ -50,7 +50,7 @@ RB_PARAMS = {"sasrec": {"hidden_size": 64, "n_layers": 2, "n_heads": 2, "inner_s
 # ----------------------------------------------------------------------------- workers
 
 
-class _Reached(Exception):
+class _Reached(Exception):  # noqa: N818 - a control-flow signal, not an error
     """The default-construction run reached the target NDCG@10."""
 
 
@@ -104,9 +104,8 @@ def _recwise_setup(model: str, kind: str, threads: int) -> tuple[Any, ...]:
     import torch
 
     from recwise.data.seq_datasets import load_sequences
-    from recwise.data.sequence import eval_inputs
+    from recwise.data.sequence import eval_inputs, make_examples, seq_schema
     from recwise.registry import get_model
-    from recwise.data.sequence import make_examples, seq_schema
 
     torch.set_num_threads(threads)
     seqs, _ = load_sequences("ml-100k", use_cache=False)
@@ -121,8 +120,8 @@ def _recwise_setup(model: str, kind: str, threads: int) -> tuple[Any, ...]:
 
 def worker_recwise(model: str, kind: str, epochs: int, target: float, threads: int) -> dict[str, Any]:
     from recwise.tasks.sequential import evaluate, seq_loss
-    from recwise.train.presets import sequential_train_defaults as train_defaults
     from recwise.train import TrainConfig, Trainer
+    from recwise.train.presets import sequential_train_defaults as train_defaults
 
     t_start = time.perf_counter()
     seqs, train, val, test, net, items = _recwise_setup(model, kind, threads)
@@ -178,7 +177,8 @@ def peer_python(explicit: str | None, wheel: str | None) -> Path:
     if explicit:
         return Path(explicit)
     py = PEER_VENV / "bin" / "python"
-    probe = "import torch, recbole, numpy; assert torch.__version__.startswith('2.13.0') and recbole.__version__ == '1.2.1'"
+    probe = ("import torch, recbole, numpy; "
+             "assert torch.__version__.startswith('2.13.0') and recbole.__version__ == '1.2.1'")
     if py.exists() and subprocess.run([str(py), "-c", probe], capture_output=True).returncode == 0:
         return py
     print(f"creating RecBole's environment in {PEER_VENV} (once) ...", file=sys.stderr, flush=True)
@@ -275,7 +275,8 @@ def main() -> int:
         print(f"recwise prefix  : {sum(p['epoch_seconds']) / p['epochs']:.1f} s/epoch, {p['examples_per_s']:.0f} "
               f"examples/s, peak RSS {p['peak_rss_gib']:.2f} GiB, test NDCG@10 {p['log'][-1]['test_ndcg@10']:.4f} "
               f"after {p['epochs']} epoch(s)")
-        print(f"recwise default : {args.default_threads} thread(s), {sum(d['epoch_seconds']) / d['epochs']:.1f} s/epoch ({d['train_rows']} windows, "
+        print(f"recwise default : {args.default_threads} thread(s), "
+              f"{sum(d['epoch_seconds']) / d['epochs']:.1f} s/epoch ({d['train_rows']} windows, "
               f"{d['train_targets']} targets), peak RSS {d['peak_rss_gib']:.2f} GiB; test NDCG@10 >= {target:.4f} "
               + (f"at epoch {d['log'].index(reached) + 1}, {reached['elapsed']:.1f} s" if reached
                  else f"not reached in {d['epochs']} epochs (best {max(e['test_ndcg@10'] for e in d['log']):.4f})"))

@@ -55,8 +55,8 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from recwise.registry import get_model
     from recwise.data.sequence import make_examples, seq_schema
+    from recwise.registry import get_model
     from recwise.tasks.sequential import seq_loss
     from recwise.train.presets import sequential_train_defaults as train_defaults
 

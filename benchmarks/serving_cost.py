@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 N_USERS_ML100K, N_ITEMS_ML100K = 943, 1682
@@ -60,8 +59,8 @@ def _pass(model: torch.nn.Module, data: dict[str, torch.Tensor], batch: int) -> 
 
 def build_models(text_path: Path, from_results: Path | None, layers: int) -> dict[str, tuple[torch.nn.Module, str]]:
     """name -> (model, backbone name)."""
-    from recwise.models.seq.sasrec import SASRec, SASRecConfig
     from recwise.data.sequence import seq_schema
+    from recwise.models.seq.sasrec import SASRec, SASRecConfig
     from recwise.train import load_model
 
     schema = seq_schema(N_ITEMS_ML100K)
@@ -136,12 +135,13 @@ def main() -> int:
                          f"ms_per_user_b{args.batch}": statistics.median(times[(name, args.batch)]),
                          "params": sum(p.numel() for p in model.parameters()),
                          "buffers": sum(b.numel() for b in model.buffers())}
-    print(f"| model | backbone | ms/user, batch 1 | ratio | ms/user, batch {args.batch} | ratio | first pass, batch 1 | "
-          "params | fixed text tables |")
+    print(f"| model | backbone | ms/user, batch 1 | ratio | ms/user, batch {args.batch} | ratio | "
+          "first pass, batch 1 | params | fixed text tables |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, r in res.items():
         base = res[str(r["backbone"])]
-        print(f"| {name} | {r['backbone']} | {r['ms_per_user_b1']:.3f} | {r['ms_per_user_b1'] / base['ms_per_user_b1']:.2f} | "
+        print(f"| {name} | {r['backbone']} | {r['ms_per_user_b1']:.3f} | "
+              f"{r['ms_per_user_b1'] / base['ms_per_user_b1']:.2f} | "
               f"{r[f'ms_per_user_b{args.batch}']:.3f} | "
               f"{r[f'ms_per_user_b{args.batch}'] / base[f'ms_per_user_b{args.batch}']:.2f} | "
               f"{r['ms_per_user_first_pass_b1']:.3f} | {r['params']:,} | {r['buffers']:,} |")
