@@ -83,7 +83,8 @@ def _exp_overload(x):  # pragma: no cover - compiled
             k = np.floor(x * _LOG2E + _HALF)
             r = x - k * _LN2_HI - k * _LN2_LO
             p = (((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5) * (r * r) + r + _ONE
-            return p * _bits_to_f32((np.int32(k) + np.int32(127)) << np.int32(23))  # p * 2**k
+            # p * 2**k (numba passes the intrinsic's typingctx itself)
+            return p * _bits_to_f32((np.int32(k) + np.int32(127)) << np.int32(23))  # type: ignore[call-arg]
 
         return exp32
     return lambda x: math.exp(x)
