@@ -82,7 +82,7 @@ def main() -> int:
     ap.add_argument("--list", action="store_true", help="list the marked tables")
     ap.add_argument("docs", nargs="*", type=Path, help="docs to check (default: docs/*.md and README.md)")
     args = ap.parse_args()
-    docs = args.docs or sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+    docs = [d.resolve() for d in args.docs] or sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
     failed = checked = skipped = 0
     for doc in docs:
         found = blocks(doc)
