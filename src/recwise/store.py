@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -255,7 +255,7 @@ class ResultStore:
     def _write(self, records: list[dict[str, Any]]) -> None:
         import pyarrow as pa
 
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         cols = {c: [rec.get(c) for rec in records] for c in _ALL_COLUMNS if c not in ("append_no", "created_at")}
         batch = pa.table(cols)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -360,7 +360,8 @@ class ResultStore:
 
     @staticmethod
     def _where(filters: Mapping[str, Any], status: str) -> tuple[str, list[Any]]:
-        clauses, params = ["TRUE"], []
+        clauses: list[str] = ["TRUE"]
+        params: list[Any] = []
         if status not in ("ok", "failed", "any"):
             raise ConfigError(f"status must be 'ok', 'failed' or 'any'; got {status!r}")
         if status != "any":

@@ -60,7 +60,7 @@ import tempfile
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -248,7 +248,7 @@ class LocalExecutor:
             out = execute_cell(self.fn, job.cell, str(job.out_dir), self.shared, self.threads, self.deterministic)
         except ConfigError:
             raise
-        except Exception as exc:  # the cell failed; the grid goes on
+        except Exception as exc:  # noqa: BLE001 - the cell failed; the grid goes on
             return job, _Outcome("error", reason=_reason(exc), trace=traceback.format_exc())
         return job, _Outcome("done", out["rows"], out["measures"])
 
@@ -378,7 +378,7 @@ def _open_store(store: Path | str | None | Literal[False]) -> Any:
     if store is False:
         return None
     try:
-        from recwise.store import ResultStore  # type: ignore[import-not-found]
+        from recwise.store import ResultStore
     except ImportError:
         return None
     db = ResultStore(store) if store is not None else ResultStore()

@@ -155,7 +155,7 @@ def read_json_meta(path: Path, id_field: str, fields: Sequence[str]) -> dict[str
 
     opener = gzip.open if path.suffix == ".gz" else open
     out = {}
-    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -187,13 +187,14 @@ _AMAZON = {"amazon-beauty": "Beauty", "amazon-sports": "Sports_and_Outdoors", "a
 
 def item_text_file(dataset: str, raw: Path) -> tuple[Path, Callable[[Path], dict[str, str]]]:
     """The item-text file of ``dataset`` in ``raw`` and its reader (raw id -> one text)."""
-    candidates: list[tuple[str, Callable[[Path], dict[str, str]]]] = {
+    known: dict[str, list[tuple[str, Callable[[Path], dict[str, str]]]]] = {
         "ml-100k": [("ml-100k.item", read_atomic_item), ("u.item", _u_item_words)],
         "ml-1m": [("ml-1m.item", read_atomic_item), ("movies.dat", read_movies_dat)],
         "yelp": [("yelp.item", read_atomic_item),
                  ("yelp_academic_dataset_business.json",
                   lambda p: read_json_meta(p, "business_id", ("name", "categories", "city")))],
-    }.get(dataset, [])
+    }
+    candidates = known.get(dataset, [])
     if dataset in _AMAZON:
         cat = _AMAZON[dataset]
         meta = lambda p: read_json_meta(p, "asin", ("title", "brand", "categories"))  # noqa: E731

@@ -100,13 +100,15 @@ def pseudo_prompt(history: Sequence[ItemMeta], cands: Sequence[ItemMeta]) -> lis
     watched = "\n".join(f"- {_movie(m)}" for m in history)
     listing = "\n".join(f"{k}. {_movie(m)}" for k, m in enumerate(cands, 1))
     return [{"role": "user", "content": f"A viewer watched these movies, most recent last:\n{watched}\n\n"
-                                        f"Which one of these movies will the viewer most likely enjoy next?\n{listing}\n\n"
+                                        "Which one of these movies will the viewer most likely enjoy next?\n"
+                                        f"{listing}\n\n"
                                         "Answer with the number and the title of one movie."}]
 
 
 def _reminder(prompt: list[dict[str, str]], n: int) -> list[dict[str, str]]:
     last = prompt[-1]
-    return [*prompt[:-1], {"role": "user", "content": f"{last['content']}\n\nReply with only one number from 1 to {n}."}]
+    content = f"{last['content']}\n\nReply with only one number from 1 to {n}."
+    return [*prompt[:-1], {"role": "user", "content": content}]
 
 
 def pick_positives(seqs: Sequences, meta: Sequence[ItemMeta], generator: Any, cfg: PseudoConfig | None = None,

@@ -132,7 +132,7 @@ class _LazyLocalBackend:
 
             model, device, batch_size = self._args
             self._backend = LocalBackend(model, device=device, batch_size=batch_size)
-        return self._backend.complete(rows)  # type: ignore[no-any-return]
+        return self._backend.complete(rows)
 
 
 def lazy_generator(options: dict[str, Any] | None = None) -> Any:
@@ -144,4 +144,4 @@ def lazy_generator(options: dict[str, Any] | None = None) -> Any:
     if cfg.backend != "local":
         return load_generator(cfg)
     backend = _LazyLocalBackend(cfg.model or "smollm2", cfg.device, cfg.batch_size)
-    return Generator(backend, LLMCache(cfg.cache_path) if cfg.cache else None)  # type: ignore[arg-type]
+    return Generator(backend, LLMCache(cfg.cache_path) if cfg.cache else None)

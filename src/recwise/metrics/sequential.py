@@ -31,8 +31,8 @@ from recwise.data.table import Batch, BatchLoader
 from recwise.errors import ConfigError
 from recwise.metrics.ranking import mask_history, ranking_metrics, target_ranks
 
-__all__ = ["DEFAULT_GROUPS", "KS", "LENGTH_GROUPS", "length_group", "evaluate_by_popularity", "model_ranks", "popularity_bins", "segment_metrics",
-           "train_item_counts"]
+__all__ = ["DEFAULT_GROUPS", "KS", "LENGTH_GROUPS", "length_group", "evaluate_by_popularity", "model_ranks",
+           "popularity_bins", "segment_metrics", "train_item_counts"]
 
 KS = (5, 10, 20)  # Hit@k, NDCG@k, MRR@k cut-offs of the sequential protocols
 LENGTH_GROUPS = ((0, 5), (5, 20), (20, float("inf")))  # user groups by (truncated) history length

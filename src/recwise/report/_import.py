@@ -126,10 +126,10 @@ def import_results(store: ResultStore, path: str | Path, *, force: bool = False)
         for err in sorted(cells_dir.glob("*/seed*/error.txt")):
             if (err.parent / "results.csv").exists():
                 continue
-            seed = err.parent.name.removeprefix("seed")
-            if seed.isdigit():
+            seed_text = err.parent.name.removeprefix("seed")
+            if seed_text.isdigit():
                 reason = (err.read_text(encoding="utf-8", errors="replace").strip().splitlines() or ["failed"])[0]
-                failures.append((task, dataset, err.parent.parent.name, int(seed), reason))
+                failures.append((task, dataset, err.parent.parent.name, int(seed_text), reason))
 
     store.append_many(batches)
     for task, dataset, model, seed, reason in failures:

@@ -25,7 +25,7 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -304,7 +304,7 @@ def render_page(store: ResultStore, *, split: str = "test", title: str = "recwis
     sections = [_Section(t, d, groups[(t, d)], {m: runs[(t, d, m)] for (tt, dd, m) in runs if (tt, dd) == (t, d)},
                          colors) for t, d in sorted(groups)]
 
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     n_runs = rows["run_id"].n_unique() if rows.height else 0
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",

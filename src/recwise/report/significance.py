@@ -137,7 +137,8 @@ def comparison_markdown(comps: list[Comparison], *, metric: str = "auc", segment
     for c in order:
         b = c.bootstrap
         boot = "-" if b is None else f"{b.mean_diff:+.4f} [{b.ci_low:+.4f}, {b.ci_high:+.4f}]"
+        boot_p = _p(b.p_value, 2 / b.n_resamples) if b is not None else "-"
         lines.append(f"| {c.model} | {len(c.seeds)} | {c.mean:.4f} ± {c.std:.4f} | {c.mean - c.baseline_mean:+.4f} | "
-                     f"{_p(c.seed_test.p_value)} | {boot} | {_p(b.p_value, 2 / b.n_resamples) if b is not None else '-'} | "
+                     f"{_p(c.seed_test.p_value)} | {boot} | {boot_p} | "
                      f"{c.verdict(alpha, lower_better=lower)} |")
     return "\n".join(lines) + "\n"

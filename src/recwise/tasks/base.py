@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["TASKS", "Task", "get_task", "list_tasks", "protocol_attribute", "run_task_cell", "split_scopes"]
 
 
-def split_scopes(overrides: dict[str, str], scopes: Sequence[str], *, bare: str | None = None) -> dict[str, dict[str, str]]:
+def split_scopes(overrides: dict[str, str], scopes: Sequence[str], *,
+                 bare: str | None = None) -> dict[str, dict[str, str]]:
     """``scope.key=value`` overrides grouped by scope (split on the first dot; ``key`` may hold dots).
 
     A key without a scope goes to ``bare`` when given, else it is an error, as is an unknown scope.
@@ -144,7 +145,8 @@ class Task:
     def run_report(self, cell: Cell, rows: list[ResultRow], out_dir: Path, seconds: float) -> str:
         """What ``recwise run`` prints after a cell."""
         md = summary_markdown(rows, metrics=self.summary_metrics).replace("**", "")
-        return f"{cell.model} on {cell.dataset}, seed {cell.seed}: {seconds:.1f} s\n\n{md}\nresults in {out_dir / 'results.csv'}"
+        return (f"{cell.model} on {cell.dataset}, seed {cell.seed}: {seconds:.1f} s\n\n{md}\n"
+                f"results in {out_dir / 'results.csv'}")
 
     def bench_report(self, res: GridResult, out: Path, dataset: str) -> str:
         """The markdown ``recwise bench`` writes to ``results.md`` and prints."""

@@ -139,5 +139,5 @@ def determinism_info() -> dict[str, Any]:
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
-        "numba_threads": parallel.get_num_threads() if pool else None,
+        "numba_threads": parallel.get_num_threads() if pool and parallel is not None else None,
     }

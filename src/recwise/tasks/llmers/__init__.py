@@ -59,7 +59,8 @@ def bench_markdown(rows: list[ResultRow], steps: dict[str, list[dict]], timing: 
             row.append("-" if not v else f"{np.mean(v):.4f}" + (f" ± {np.std(v, ddof=1):.4f}" if len(v) > 1 else ""))
         md.append(f"| {mod} | {n} | " + " | ".join(row) + " |")
     md += ["", "| model | train s/epoch (mean) | offline step | prompts | LLM calls | cache hits | templated | "
-               "fallbacks | texts encoded | encoder calls | offline wall s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+               "fallbacks | texts encoded | encoder calls | offline wall s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for mod in models:
         t = timing.get(mod, [])
         sp = f"{sum(t) / len(t):.2f}" if t else "-"

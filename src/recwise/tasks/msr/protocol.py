@@ -93,9 +93,9 @@ def evaluate(
     if predictions is not None:
         write_predictions(predictions, label=label, scenario=scen, prob=prob)
     out = {"all": {"auc": auc(label, prob), "logloss": logloss(label, prob)}}
-    for s in range(n_scenarios):
-        m = scen == s
-        out[f"scenario={s}"] = {"auc": auc(label[m], prob[m]), "logloss": logloss(label[m], prob[m]),
+    for k in range(n_scenarios):
+        m = scen == k
+        out[f"scenario={k}"] = {"auc": auc(label[m], prob[m]), "logloss": logloss(label[m], prob[m]),
                                 "rows": float(m.sum())}
     return out
 
@@ -108,7 +108,7 @@ def write_predictions(path: Path, **columns: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
     with os.fdopen(fd, "wb") as fh:
-        np.savez(fh, **{k: np.asarray(v) for k, v in columns.items()})
+        np.savez(fh, **{k: np.asarray(v) for k, v in columns.items()})  # type: ignore[arg-type]  # numpy: a key could be allow_pickle
     os.replace(tmp, path)
 
 
@@ -196,7 +196,8 @@ def _run(cell: MSRRun, prepared: Prepared, tcfg: TrainConfig, mcfg: Any, cls: ty
         preds = out_dir / "test_predictions.npz" if split == "test" and out_dir is not None else None
         for segment, metrics in evaluate(model, data, n_scen, tcfg.eval_batch_size, preds).items():
             for metric in ("auc", "logloss"):
-                rows.append(ResultRow(TASK, cell.dataset, cell.model, cell.seed, split, segment, metric, metrics[metric]))
+                rows.append(ResultRow(TASK, cell.dataset, cell.model, cell.seed, split, segment, metric,
+                                      metrics[metric]))
     if out_dir is not None:
         save_model(out_dir / "model", model)
         write_results(out_dir / "results.csv", rows)

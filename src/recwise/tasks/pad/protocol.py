@@ -270,7 +270,7 @@ def run(
             raise ConfigError("PAD needs the raw item ids to find item texts: load the sequences with use_cache=False")
         if raw_dir is None:
             raise ConfigError("PAD needs the raw data folder (raw_dir) to read item texts")
-        texts, missing = item_texts(cell.dataset, raw_dir, seqs.item_tokens)
+        texts, missing = item_texts(cell.dataset, raw_dir, seqs.item_tokens)  # type: ignore[arg-type]  # ndarray of raw ids
     if len(texts) != seqs.n_items:
         raise ConfigError(f"got {len(texts)} item texts for {seqs.n_items} items")
     text_np, p0 = encode_item_texts(texts, xcfg, root=root)
@@ -305,14 +305,14 @@ def run(
         else:
             model = PADPhase3(schema, mcfg, text, torch.from_numpy(bins))
             model.copy_from(models[1], models[2])  # type: ignore[arg-type]
-        model.set_seen(seen)  # type: ignore[operator]
+        model.set_seen(seen)
         pdir = out_dir / f"phase{phase}" if out_dir is not None else None
         has_done = pdir is not None and (pdir / "done.json").exists()
-        done = json.loads((pdir / "done.json").read_text()) if has_done else None  # type: ignore[operator]
+        done = json.loads((pdir / "done.json").read_text()) if has_done else None
         fingerprint = fingerprints[phase]
         t0 = time.perf_counter()
         if resume and done is not None and done.get("fingerprint") == fingerprint:
-            _load_weights(pdir / "model.safetensors", model)  # type: ignore[operator]
+            _load_weights(pdir / "model.safetensors", model)
             pinfo = done
         else:
             lr = (tcfg.lr1, tcfg.lr2, tcfg.lr3)[phase - 1]
@@ -326,7 +326,7 @@ def run(
             trainer = Trainer(model, trc, loss_fn=lambda m, b: m.loss(b), monitor=monitor, mode="max", run_dir=pdir,
                               progress=progress, extra_state={"phase": phase, "fingerprint": fingerprint})
             # the release's AdamW; phase 3 with its two parameter groups
-            groups = model.param_groups(lr, tcfg.weight_decay) if phase == 3 else model.parameters()  # type: ignore
+            groups = model.param_groups(lr, tcfg.weight_decay) if phase == 3 else model.parameters()
             trainer.optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=tcfg.weight_decay)
             ckpt = trainer.checkpoint_dir
             has_ckpt = ckpt is not None and (ckpt.exists() or ckpt.with_name(ckpt.name + ".old").exists())
@@ -351,7 +351,7 @@ def run(
         info["phases"][str(phase)] = {k: v for k, v in pinfo.items() if k != "history"} | {
             "wall_seconds": timings[f"phase{phase}"], "test_all": res_split["test"]["all"]}
         if phase == 3:
-            info["gate_weights"] = models[3].bin_weights().tolist()  # type: ignore[operator]
+            info["gate_weights"] = models[3].bin_weights().tolist()
     info["timings"] = timings
     info["bins"] = {"items_per_bin": np.bincount(bins, minlength=mcfg.n_bins + 1)[1:].tolist(),
                     "test_users_per_bin": [res_split["test"][f"pop={b}"]["users"] for b in range(1, mcfg.n_bins + 1)],

@@ -80,7 +80,8 @@ class SequentialTask(Task):
         info = json.loads((out_dir / "run.json").read_text())
         lines = [f"{cell.model} on {cell.dataset} ({info['examples']} examples), seed {cell.seed}: best epoch "
                  f"{info['best_epoch'] + 1} of {info['epochs_run']}, {seconds:.1f} s, "
-                 f"{info['train_seconds'] / max(info['epochs_run'], 1):.2f} s/epoch; results in {out_dir / 'results.csv'}"]
+                 f"{info['train_seconds'] / max(info['epochs_run'], 1):.2f} s/epoch; "
+                 f"results in {out_dir / 'results.csv'}"]
         table: dict[str, dict[str, float]] = {}
         for r in rows:
             if r.split == "test":

@@ -24,7 +24,7 @@ import json
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,7 +65,7 @@ def seq_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
         h = model.encode(batch)
         m = batch["target_seq"] > 0
         return F.cross_entropy(model.score(h[m]), batch["target_seq"][m])
-    return model.cloze_loss(batch)  # type: ignore[operator,no-any-return]
+    return model.cloze_loss(batch)
 
 
 @torch.no_grad()
@@ -119,7 +119,8 @@ def run(
     if kind not in cls.examples:
         raise ConfigError(f"model '{cell.model}' does not train on '{kind}' examples; it supports {list(cls.examples)}")
     max_len = dcfg.max_len or dataset_max_len
-    tcfg = config_from_dict(TrainConfig, {**sequential_train_defaults(kind), **(train_options or {}), "seed": cell.seed},
+    tcfg = config_from_dict(TrainConfig,
+                            {**sequential_train_defaults(kind), **(train_options or {}), "seed": cell.seed},
                             where="train")
     model_opts = dict(model_options or {})
     if "max_len" in {f.name for f in fields(cls.Config)}:
