@@ -86,7 +86,8 @@ def test_missing_data_dir_says_what_to_do(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_bench_is_resumable_and_records_failures(ml100k_dir: Path, rw_home: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     import recwise.tasks.msr.protocol as msr
 
     out = tmp_path / "bench"
@@ -94,7 +95,7 @@ def test_bench_is_resumable_and_records_failures(ml100k_dir: Path, rw_home: Path
             "--data-dir", str(ml100k_dir), "--out", str(out)]
     real_run = msr.run
 
-    def flaky(cell, *a, **k):  # noqa: ANN001, ANN002, ANN003
+    def flaky(cell, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
         if cell.model == "sharedbottom" and cell.seed == 1:
             raise RuntimeError("worker lost")
         return real_run(cell, *a, **k)
@@ -111,6 +112,7 @@ def test_bench_is_resumable_and_records_failures(ml100k_dir: Path, rw_home: Path
     assert main(args) == 0  # only the failed cell runs again
     assert "1 cells run, 3 reused, 0 failed" in capsys.readouterr().out
     rows = _read(out / "results.csv")
-    assert {(r["model"], r["seed"]) for r in rows} == {("lr", "0"), ("lr", "1"), ("sharedbottom", "0"), ("sharedbottom", "1")}
+    assert {(r["model"], r["seed"]) for r in rows} == {("lr", "0"), ("lr", "1"),
+                                                        ("sharedbottom", "0"), ("sharedbottom", "1")}
     md = (out / "results.md").read_text()
     assert "± " in md and "| sharedbottom | 2 |" in md

@@ -73,9 +73,8 @@ def test_no_public_module_hides_behind_an_underscore() -> None:
     for path in _modules():
         own = path.relative_to(SRC).parts[0].removesuffix(".py")
         for name in _imports(path):
-            if any(p.startswith("_") and not p.startswith("__") for p in name.split(".")):
-                if _layer(name) != own:
-                    users.setdefault(name, set()).add(str(path.relative_to(SRC)))
+            if any(p.startswith("_") and not p.startswith("__") for p in name.split(".")) and _layer(name) != own:
+                users.setdefault(name, set()).add(str(path.relative_to(SRC)))
     allowed = {
         "recwise.data.datasets._base",  # re-exported by recwise.data.datasets; read_csv shared by loaders
         "recwise.nn._scan_numba",  # train/determinism imports it for its side effect (numba's threading layer)

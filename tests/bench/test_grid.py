@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from recwise.bench import Cell, run_grid
-from recwise.tasks.base import run_task_cell
 from recwise.cli import main
 from recwise.data.cache import Prepared
 from recwise.errors import ConfigError
 from recwise.results import ResultRow, read_results
+from recwise.tasks.base import run_task_cell
 
 
 def _log_call(cell: Cell, out_dir: Path) -> None:

@@ -76,7 +76,8 @@ def test_bench_runs_through_the_grid_and_a_rerun_reuses_every_cell(raw: Path, tm
         rows = list(csv.DictReader(fh))
     assert {r["model"] for r in rows} == {"sasrec", "sasrec+llmrec"} and {r["task"] for r in rows} == {"llmers"}
     for m in ("plain", "llmrec"):
-        assert (out / "cells" / m / "seed0" / "cell.json").exists() and (out / "cells" / m / "seed0" / "run.json").exists()
+        cell_dir = out / "cells" / m / "seed0"
+        assert (cell_dir / "cell.json").exists() and (cell_dir / "run.json").exists()
 
     def must_not_run(*a, **k):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("a finished cell ran again")

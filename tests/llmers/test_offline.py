@@ -39,7 +39,8 @@ def test_item_text_is_title_year_genres(ml100k, meta) -> None:  # noqa: ANN001
     assert len(texts) == seqs.n_items + 1 and texts[0] == ""
     assert "Toy Story (1995). Genres: Animation, Children's, Comedy." in texts
     # internal ids follow the loader's remapping: the item most watched in training is Star Wars (raw id 50)
-    counts = np.bincount(np.concatenate([train_items(seqs, u) for u in range(seqs.n_users)]), minlength=seqs.n_items + 1)
+    counts = np.bincount(np.concatenate([train_items(seqs, u) for u in range(seqs.n_users)]),
+                         minlength=seqs.n_items + 1)
     assert texts[int(counts.argmax())].startswith("Star Wars (1977)")
 
 
@@ -115,7 +116,8 @@ def _popularity_ndcg(seqs) -> float:  # noqa: ANN001
     from recwise.data.sequence import eval_inputs
     from recwise.metrics.ranking import ranking_metrics, target_ranks
 
-    counts = np.bincount(np.concatenate([train_items(seqs, u) for u in range(seqs.n_users)]), minlength=seqs.n_items + 1)
+    counts = np.bincount(np.concatenate([train_items(seqs, u) for u in range(seqs.n_users)]),
+                         minlength=seqs.n_items + 1)
     val = eval_inputs(seqs, "val", 50)
     scores = torch.log(torch.from_numpy(counts).float() + 1).expand(len(val["target"]), -1).clone()
     scores[:, 0] = -float("inf")
@@ -134,7 +136,8 @@ def test_each_method_trains_and_beats_popularity(ml100k, encoder, tmp_path, meth
     got = {(r.split, r.segment, r.metric): r.value for r in rows}
     pop = _popularity_ndcg(seqs)
     assert got[("val", "all", "ndcg@10")] > pop * 1.5, (got[("val", "all", "ndcg@10")], pop)
-    assert {("test", "pop=cold", "ndcg@10"), ("test", "hist=short", "hit@10"), ("test", "len=5-20", "ndcg@10")} <= set(got)
+    expected = {("test", "pop=cold", "ndcg@10"), ("test", "hist=short", "hit@10"), ("test", "len=5-20", "ndcg@10")}
+    assert expected <= set(got)
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     hist = [h["loss"] for h in info["history"]]
     assert hist[-1] < hist[0]  # the loss falls

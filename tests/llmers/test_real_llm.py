@@ -7,8 +7,16 @@ import importlib.util
 
 import pytest
 
-from recwise.llmers import KnowledgeConfig, PseudoConfig, build_knowledge, lazy_generator, pick_positives
-from recwise.llmers import item_meta_rows, item_tokens, read_item_meta
+from recwise.llmers import (
+    KnowledgeConfig,
+    PseudoConfig,
+    build_knowledge,
+    item_meta_rows,
+    item_tokens,
+    lazy_generator,
+    pick_positives,
+    read_item_meta,
+)
 
 pytestmark = [
     pytest.mark.slow,

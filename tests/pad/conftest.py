@@ -9,7 +9,8 @@ import torch
 from recwise.data.sequence import Sequences, build_sequences
 
 
-def planted_with_text(n_users: int = 150, n_items: int = 40, length: int = 14, seed: int = 0) -> tuple[Sequences, list[str]]:
+def planted_with_text(n_users: int = 150, n_items: int = 40, length: int = 14,
+                      seed: int = 0) -> tuple[Sequences, list[str]]:
     """Users walk a cycle (item i -> i+1); every item's text names its cycle position, so text alone
     predicts the next item as well as ids do; item popularity is skewed (starts are Zipf-like)."""
     rng = np.random.default_rng(seed)

@@ -53,7 +53,7 @@ class _Fixed(nn.Module):
         super().__init__()
         self.s = nn.Parameter(scores.float())
 
-    def forward(self, batch):  # noqa: ANN001, ANN201
+    def forward(self, batch):  # noqa: ANN001, ANN202
         return self.s.expand(len(batch["item_seq"]), -1).clone()
 
 
@@ -70,7 +70,8 @@ def test_segments_partition_users_and_match_the_overall_protocol() -> None:
     model = _Fixed(torch.from_numpy(np.log1p(counts)))
     res = evaluate_by_popularity(model, test, items, popularity_bins(counts), mask=True)
     ref = evaluate(model, test, items, mask=True)["all"]
-    assert res["all"]["ndcg@10"] == pytest.approx(ref["ndcg@10"]) and res["all"]["hit@10"] == pytest.approx(ref["hit@10"])
+    assert res["all"]["ndcg@10"] == pytest.approx(ref["ndcg@10"])
+    assert res["all"]["hit@10"] == pytest.approx(ref["hit@10"])
     per_bin = [res[f"pop={b}"]["users"] for b in range(1, 11)]
     assert sum(per_bin) == res["all"]["users"] == res["pop=warm"]["users"] + res["pop=cold"]["users"]
     assert res["hist=short"]["users"] + res["hist=rest"]["users"] == res["all"]["users"]

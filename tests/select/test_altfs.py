@@ -10,6 +10,7 @@ import ast
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -63,7 +64,7 @@ def small_table(n: int = 400) -> Table:
     return Table(Schema((*fields, Field("label", FieldKind.LABEL))), cols)
 
 
-def altfs(gens: list[Generator], **options) -> AltFS:
+def altfs(gens: list[Generator], **options: Any) -> AltFS:
     return AltFS(options, generators=gens, train=FAST, seed=0)
 
 
@@ -221,7 +222,7 @@ def test_any_openai_compatible_server_through_the_http_backend(tmp_path: Path) -
     seen: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append({"path": self.path, **body})
             pick = next(f for f in ["price", "genre", "age", "age_group"] if f in candidates_in(body["messages"]))
@@ -242,7 +243,8 @@ def test_any_openai_compatible_server_through_the_http_backend(tmp_path: Path) -
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-        sel = get_selector("altfs", {"llms": "http:tiny-chat", "base_url": url, "cache_path": str(tmp_path / "c.sqlite")},
+        sel = get_selector("altfs",
+                           {"llms": "http:tiny-chat", "base_url": url, "cache_path": str(tmp_path / "c.sqlite")},
                            train=FAST).fit(small_table())
     finally:
         server.shutdown()

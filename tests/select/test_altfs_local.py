@@ -9,8 +9,8 @@ import pytest
 
 from recwise.select.altfs import AltFS
 
-from .test_altfs import small_table
 from ._deep_helpers import FAST
+from .test_altfs import small_table
 
 pytestmark = [
     pytest.mark.slow,
@@ -21,8 +21,8 @@ pytestmark = [
 
 def test_local_llm_ranks_with_recorded_fallbacks_and_a_cached_rerun_loads_no_model(tmp_path: Path) -> None:
     table = small_table().select(["user_id", "item_id", "age", "genre"])
-    options = {"llms": ("local:smollm2",), "max_tokens": 24, "max_attempts": 2, "cache_path": str(tmp_path / "c.sqlite"),
-               "llm_device": "cpu"}
+    options = {"llms": ("local:smollm2",), "max_tokens": 24, "max_attempts": 2,
+               "cache_path": str(tmp_path / "c.sqlite"), "llm_device": "cpu"}
     sel = AltFS(options, train=FAST, seed=0).fit(table)
     assert sorted(sel.ranking_) == sorted(sel.fields_)
     assert sel.llm_rankings_[0][:2] == ["user_id", "item_id"]

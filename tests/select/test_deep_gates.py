@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recwise.errors import ConfigError
-from recwise.select import get_selector
+from recwise.select import FieldSelector, get_selector
 from recwise.select.autofield import AutoFieldConfig, AutoFieldGate
 from recwise.select.lpfs import LPFSConfig, LPFSGate, eps_after, lpfs_gate
 from recwise.select.optfs import OptFSConfig
@@ -16,12 +16,13 @@ from ._deep_helpers import FAST, planted
 
 
 def fit(name: str, options: dict | None = None, seed: int = 0, data_seed: int = 0, backbone: str = "mlp",
-        n: int = 20000):
+        n: int = 20000) -> FieldSelector:
     p = planted(data_seed, n)
-    return get_selector(name, options or {}, train=FAST, seed=seed, backbone=backbone).fit(p.part("train"), p.part("val"))
+    selector = get_selector(name, options or {}, train=FAST, seed=seed, backbone=backbone)
+    return selector.fit(p.part("train"), p.part("val"))
 
 
-def scores_by_field(sel) -> dict[str, float]:
+def scores_by_field(sel: FieldSelector) -> dict[str, float]:
     return dict(zip(sel.fields_, sel.scores_))
 
 

@@ -7,33 +7,33 @@ import pytest
 import torch
 
 from recwise.data.table import BatchLoader
-from recwise.select import get_selector
-from recwise.select.shark import shark_importance
+from recwise.select import FieldSelector, get_selector
 from recwise.select.sfs import sfs_saliency
+from recwise.select.shark import shark_importance
 
 from ._deep_helpers import FAST, planted
 
 
 @pytest.fixture(scope="module")
-def shark():
+def shark() -> FieldSelector:
     p = planted(0)
     return get_selector("shark", train=FAST, seed=0).fit(p.part("train"), p.part("val"))
 
 
-def test_shark_ranks_the_planted_fields_first(shark) -> None:
+def test_shark_ranks_the_planted_fields_first(shark: FieldSelector) -> None:
     p = planted(0)
     assert set(shark.ranking_[: len(p.signal)]) == set(p.signal)
     assert np.all(shark.scores_ >= 0)
 
 
-def test_shark_batched_equals_one_row_at_a_time(shark) -> None:
+def test_shark_batched_equals_one_row_at_a_time(shark: FieldSelector) -> None:
     data = planted(0).part("val").take(np.arange(400)).tensors()
     one = shark_importance(shark.model_, data, 1)
     for bs in (7, 400):
         np.testing.assert_allclose(shark_importance(shark.model_, data, bs), one, rtol=1e-5, atol=1e-9)
 
 
-def test_shark_matches_the_released_formula_by_hand(shark) -> None:
+def test_shark_matches_the_released_formula_by_hand(shark: FieldSelector) -> None:
     """Per row: |sum_e dL/demb * (mean - emb)| with L the row's own BCE, the gradient read from autograd
     of a single-row forward (what the released loop reads from the embedding table's .grad)."""
     model = shark.model_.eval()
@@ -49,7 +49,7 @@ def test_shark_matches_the_released_formula_by_hand(shark) -> None:
     np.testing.assert_allclose(shark_importance(model, data, 50), (total / 50).numpy(), rtol=1e-4, atol=1e-8)
 
 
-def test_shark_max_rows_scores_a_prefix(shark) -> None:
+def test_shark_max_rows_scores_a_prefix(shark: FieldSelector) -> None:
     p = planted(0)
     sel = get_selector("shark", {"max_rows": 300}, train=FAST, seed=0)
     scores = sel.score_model(shark.model_, p.part("val"))

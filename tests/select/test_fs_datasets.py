@@ -124,7 +124,7 @@ def test_ml100k_fields(ml100k_dir: Path, tmp_path: Path) -> None:
     assert p.table.schema["hour"].vocab_size == 24 and p.table.schema["weekday"].vocab_size == 7
     inter = next(iter(sorted(ml100k_dir.glob("*.inter")) or sorted(ml100k_dir.glob("u.data"))))
     first = inter.read_text().splitlines()[1 if inter.suffix == ".inter" else 0].split("\t")
-    when = dt.datetime.fromtimestamp(int(float(first[3])), dt.timezone.utc)
+    when = dt.datetime.fromtimestamp(int(float(first[3])), dt.UTC)
     ex = p.meta["examples"]
     assert ex["hour"][0] == str(when.hour) and ex["weekday"][0] == str(when.isoweekday())
     ratings = np.array([float(line.split("\t")[2]) for line in inter.read_text().splitlines()[1:]])

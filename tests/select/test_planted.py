@@ -8,6 +8,8 @@ failures are asserted as failures, so a change in behaviour shows up here (and i
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from recwise.config import replace
@@ -27,7 +29,7 @@ def planted():  # noqa: ANN201
 _FITTED: dict = {}
 
 
-def _fit(name: str, planted, **opts):  # noqa: ANN001, ANN202
+def _fit(name: str, planted, **opts: Any):  # noqa: ANN001, ANN202
     """Fit once per (method, options); tests that check determinism call _refit."""
     key = (name, tuple(sorted(opts.items())))
     if key not in _FITTED:
@@ -35,7 +37,7 @@ def _fit(name: str, planted, **opts):  # noqa: ANN001, ANN202
     return _FITTED[key]
 
 
-def _refit(name: str, planted, **opts):  # noqa: ANN001, ANN202
+def _refit(name: str, planted, **opts: Any):  # noqa: ANN001, ANN202
     train = replace(ERASE_TRAIN, epochs=20, batch_size=512, device="cpu")
     return get_selector(name, opts, seed=0, train=train).fit(planted.part("train"), planted.part("val"))
 
