@@ -35,7 +35,7 @@ def _sha(path: Path) -> str:
 def _with_source(monkeypatch: pytest.MonkeyPatch, name: str, files: dict[str, str],
                  members: tuple[str, ...] = ()) -> None:
     info = _base.dataset_info(name)
-    monkeypatch.setitem(_base._DATASETS, name, dataclasses.replace(
+    monkeypatch.setitem(_base.DATASETS._entries, name, dataclasses.replace(
         info, download=Download(files=files, archive_members=members)))
 
 
