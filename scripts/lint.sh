@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh
-.venv/bin/python -m ruff check src tests benchmarks
+.venv/bin/python -m ruff check src tests benchmarks scripts
 .venv/bin/python -m mypy src
