@@ -1,4 +1,4 @@
-"""Setup shared by the model-specific multi-scenario tests (tests/models/test_msr_*.py).
+"""Setup shared by the model-specific multi-scenario tests (tests/models/msr/test_*.py).
 
 Two tiny schemas with matching batch builders, a training loop, and eval helpers. Each helper
 consumes the random generators in exactly the order the per-file copies it replaced did.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from recwise.models.msr.adaptdhm import AdaptDHM, AdaptDHMConfig
-from tests.models._msr_helpers import small_batch, spread_model
+from tests.models.msr._helpers import small_batch, spread_model
 
 
 def model(config: AdaptDHMConfig | None = None, seed: int = 0) -> AdaptDHM:

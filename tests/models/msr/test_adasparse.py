@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from recwise.models.msr.adasparse import AdaSparse, AdaSparseConfig
-from tests.models._msr_helpers import SMALL_SCHEMA as SCHEMA
-from tests.models._msr_helpers import small_batch, spread_model
+from tests.models.msr._helpers import SMALL_SCHEMA as SCHEMA
+from tests.models.msr._helpers import small_batch, spread_model
 
 
 def model(**options: object) -> AdaSparse:

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from recwise.models.msr.epnet import EPNet
-from tests.models._msr_helpers import ML_SCHEMA as SCHEMA
-from tests.models._msr_helpers import eval_three_ways, ml_batch, train_steps
+from tests.models.msr._helpers import ML_SCHEMA as SCHEMA
+from tests.models.msr._helpers import eval_three_ways, ml_batch, train_steps
 
 
 def test_default_tower_is_an_mlp_with_the_fcn_widths() -> None:

@@ -7,8 +7,8 @@ import torch
 
 from recwise.errors import ConfigError
 from recwise.models.msr.hamur import HAMUR
-from tests.models._msr_helpers import ML_SCHEMA as SCHEMA
-from tests.models._msr_helpers import ml_batch, train_steps
+from tests.models.msr._helpers import ML_SCHEMA as SCHEMA
+from tests.models.msr._helpers import ml_batch, train_steps
 
 
 def trained(config: HAMUR.Config, batch: dict[str, torch.Tensor], steps: int = 15) -> tuple[HAMUR, list[float]]:

@@ -7,8 +7,8 @@ import torch
 
 from recwise.errors import ConfigError
 from recwise.models.msr.m2m import M2M, M2MConfig
-from tests.models._msr_helpers import SMALL_SCHEMA as SCHEMA
-from tests.models._msr_helpers import eval_in_two_contexts, small_batch, spread_model
+from tests.models.msr._helpers import SMALL_SCHEMA as SCHEMA
+from tests.models.msr._helpers import eval_in_two_contexts, small_batch, spread_model
 
 
 def model(config: M2MConfig) -> M2M:

@@ -7,8 +7,8 @@ import torch
 
 from recwise.errors import ConfigError
 from recwise.models.msr.m3oe import M3oE
-from tests.models._msr_helpers import ML_SCHEMA as SCHEMA
-from tests.models._msr_helpers import eval_three_ways, ml_batch, perturbed_output, train_steps
+from tests.models.msr._helpers import ML_SCHEMA as SCHEMA
+from tests.models.msr._helpers import eval_three_ways, ml_batch, perturbed_output, train_steps
 
 
 def test_star_layer_uses_only_the_rows_own_scenario_weights() -> None:

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from recwise.models.msr.ple import PLE, PLEConfig
-from tests.models._msr_helpers import SMALL_SCHEMA as SCHEMA
-from tests.models._msr_helpers import perturbed_output, small_batch
+from tests.models.msr._helpers import SMALL_SCHEMA as SCHEMA
+from tests.models.msr._helpers import perturbed_output, small_batch
 
 
 @pytest.mark.parametrize("n_level", [1, 2, 3])

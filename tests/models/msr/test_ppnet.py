@@ -8,8 +8,8 @@ from torch import nn
 
 from recwise.errors import ConfigError
 from recwise.models.msr.ppnet import PPNet
-from tests.models._msr_helpers import ML_SCHEMA as SCHEMA
-from tests.models._msr_helpers import eval_three_ways, ml_batch, train_steps
+from tests.models.msr._helpers import ML_SCHEMA as SCHEMA
+from tests.models.msr._helpers import eval_three_ways, ml_batch, train_steps
 
 
 def make_batch(n: int, seed: int = 0) -> dict[str, torch.Tensor]:

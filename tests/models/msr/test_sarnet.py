@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from recwise.models.msr.sarnet import SARNet, SARNetConfig
-from tests.models._msr_helpers import small_batch, spread_model
+from tests.models.msr._helpers import small_batch, spread_model
 
 
 def model() -> SARNet:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from recwise.models.msr.star import STAR, STARConfig
-from tests.models._msr_helpers import SMALL_SCHEMA as SCHEMA
-from tests.models._msr_helpers import eval_in_two_contexts, small_batch, spread_model
+from tests.models.msr._helpers import SMALL_SCHEMA as SCHEMA
+from tests.models.msr._helpers import eval_in_two_contexts, small_batch, spread_model
 
 
 def trained(config: STARConfig) -> STAR:
