@@ -17,8 +17,7 @@ from recwise.data import download as dl
 from recwise.data.datasets import _base, prepare
 from recwise.data.datasets._base import Download
 from recwise.errors import ConfigError, DataError
-
-from ml100k_lines import U_DATA, U_ITEM, U_USER
+from tests.data.ml100k_lines import U_DATA, U_ITEM, U_USER
 
 
 def _zip(path: Path, members: dict[str, str]) -> Path:

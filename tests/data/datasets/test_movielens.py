@@ -10,8 +10,7 @@ import pytest
 from recwise.data.datasets import prepare
 from recwise.data.datasets.movielens import AGE_GROUP, age_bucket
 from recwise.errors import DataError
-
-from ml100k_lines import U_DATA, U_ITEM, U_USER
+from tests.data.ml100k_lines import U_DATA, U_ITEM, U_USER
 
 ATOMIC_INTER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + U_DATA
 ATOMIC_USER = ("user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n"

@@ -15,7 +15,7 @@ from recwise.data.datasets.fs_tables import field_summary, list_fs_datasets, pre
 from recwise.data.schema import FieldKind
 from recwise.errors import ConfigError, DataError
 
-SHARED_DATA = Path(os.environ.get("RECWISE_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("RECWISE_SHARED_DATA", Path(__file__).resolve().parents[4] / "shared" / "data"))
 SAMPLES = {
     "ml-1m": "ctr-samples/ml-1m",
     "avazu": "ctr-samples/avazu",

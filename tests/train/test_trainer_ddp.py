@@ -14,7 +14,7 @@ import torch
 import torch.multiprocessing as mp
 
 from recwise.tasks.msr import MSRRun, run
-from tests.scale import _ddp_worker as w
+from tests.train import _ddp_worker as w
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="optional: torch.distributed not built")
 
