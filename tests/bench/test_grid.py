@@ -15,6 +15,7 @@ from recwise.data.cache import Prepared
 from recwise.errors import ConfigError
 from recwise.results import ResultRow, read_results
 from recwise.tasks.base import run_task_cell
+from tests.fixtures.seq import write_atomic
 
 
 def _log_call(cell: Cell, out_dir: Path) -> None:
@@ -178,9 +179,7 @@ def test_bad_grid_flags_are_one_line_errors(extra: list[str], message: str, tmp_
 
 def test_bench_sequential_runs_through_the_grid(tmp_path: Path, rw_home: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.seq.test_seq_cli import _atomic
-
-    _atomic(tmp_path / "raw")
+    write_atomic(tmp_path / "raw")
     args = ["--quiet", "bench", "sequential", "--data-dir", str(tmp_path / "raw"), "--models", "gru4rec",
             "--seeds", "2", "--epochs", "1", "--out", str(tmp_path / "out"), "--store", "none"]
     assert main(args) == 0

@@ -8,24 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
-
-def _atomic(folder: Path, users: int = 40) -> None:
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True)
-    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
-    for u in range(users):
-        n = int(rng.integers(3, 40))  # lengths fall into all three groups
-        start = int(rng.integers(0, 30))
-        for t in range(n):
-            lines.append(f"u{u}\ti{(start + t) % 30}\t4\t{1000 + t}")
-    (folder / "ml-100k.inter").write_text("\n".join(lines) + "\n")
+from tests.fixtures.seq import write_atomic
 
 
 def test_run_sequential_writes_results_with_length_groups(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
-    _atomic(raw)
+    write_atomic(raw)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "recwise", "run", "sequential", "--dataset", "ml-100k", "--data-dir", str(raw),
            "--model", "gru4rec", "--epochs", "2", "--out", str(out), "--quiet"]
