@@ -15,7 +15,7 @@ from recwise.data.split import random_split
 from recwise.data.table import Table
 
 # Fixtures shared by test folders that are not below one another (tests/fixtures/).
-pytest_plugins = ["tests.fixtures.seq"]
+pytest_plugins = ["tests.fixtures.seq", "tests.fixtures.pad"]
 
 # Test models are tiny: one thread is as fast and avoids oversubscription when processes share cores.
 torch.set_num_threads(int(os.environ.get("RECWISE_TEST_THREADS", "1")))
