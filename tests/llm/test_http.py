@@ -23,6 +23,7 @@ def http(server: str, **options: Any) -> Generator:
     return Generator(HttpBackend("smollm2", base_url=server, **opts), None)
 
 
+@pytest.mark.slow  # a real server process loading SmolLM2 and MiniLM
 def test_round_trip_equals_local_greedy(server: str, smollm: Any) -> None:
     params = GenerationParams(max_tokens=8)
     remote = http(server).generate([FRANCE, "The opposite of hot is"], params)
@@ -31,11 +32,13 @@ def test_round_trip_equals_local_greedy(server: str, smollm: Any) -> None:
     assert "Paris" in remote[0]
 
 
+@pytest.mark.slow
 def test_seeded_sample_through_server_equals_local(server: str, smollm: Any) -> None:
     params = GenerationParams(temperature=1.0, max_tokens=5, n=2, seed=11)
     assert http(server).sample([FRANCE], params) == Generator(smollm, None).sample([FRANCE], params)
 
 
+@pytest.mark.slow
 def test_embeddings_round_trip(server: str, minilm: Any) -> None:
     texts = ["a red apple", "a green pear"]
     remote = Encoder(HttpEncoderBackend("minilm", base_url=server, timeout_s=60), None).encode(texts)
@@ -50,6 +53,7 @@ def test_connection_refused_is_retried_then_fails(tmp_path: Any) -> None:
     assert client.attempts == 3 and len(client.waits) == 2
 
 
+@pytest.mark.slow
 def test_timeout_then_recovery(server: str, faults: Any) -> None:
     faults.plan([{"kind": "delay", "seconds": 3}])
     no_retry = http(server, timeout_s=1.0, max_retries=0)
@@ -63,6 +67,7 @@ def test_timeout_then_recovery(server: str, faults: Any) -> None:
     assert gen.backend.client.attempts == 2 and faults.stats()["requests"] == 2
 
 
+@pytest.mark.slow
 def test_http_500_and_malformed_are_retried(server: str, faults: Any) -> None:
     faults.plan([{"kind": "http_500"}, {"kind": "malformed"}])
     gen = http(server, max_retries=2)
@@ -71,6 +76,7 @@ def test_http_500_and_malformed_are_retried(server: str, faults: Any) -> None:
     assert gen.backend.client.attempts == 3 and faults.stats()["remaining"] == 0
 
 
+@pytest.mark.slow
 def test_retry_after_is_honoured(server: str, faults: Any) -> None:
     faults.plan([{"kind": "http_429", "retry_after": 1.5}])
     gen = http(server, max_retries=1)
@@ -80,6 +86,7 @@ def test_retry_after_is_honoured(server: str, faults: Any) -> None:
     assert gen.backend.client.waits[0] >= 1.5
 
 
+@pytest.mark.slow
 def test_retry_after_above_limit_fails_at_once(server: str, faults: Any) -> None:
     faults.plan([{"kind": "http_429", "retry_after": 120}])
     gen = http(server, max_retries=3, max_retry_after_s=10)
@@ -89,6 +96,7 @@ def test_retry_after_above_limit_fails_at_once(server: str, faults: Any) -> None
     assert time.monotonic() - start < 5 and gen.backend.client.attempts == 1
 
 
+@pytest.mark.slow
 def test_retries_are_bounded(server: str, faults: Any) -> None:
     faults.plan([{"kind": "http_500"}] * 5)
     gen = http(server, max_retries=2)
@@ -98,6 +106,7 @@ def test_retries_are_bounded(server: str, faults: Any) -> None:
     assert (stats["remaining"], stats["requests"]) == (2, 3)
 
 
+@pytest.mark.slow
 def test_client_errors_are_not_retried(server: str, faults: Any) -> None:
     gen = Generator(HttpBackend("no-such-model", base_url=server, max_retries=3, backoff_s=0.05), None)
     with pytest.raises(LLMError, match="HTTP 404"):
@@ -105,6 +114,7 @@ def test_client_errors_are_not_retried(server: str, faults: Any) -> None:
     assert faults.stats()["requests"] == 1
 
 
+@pytest.mark.slow
 def test_concurrent_requests_are_batched_and_ordered(server: str) -> None:
     gen = http(server, concurrency=4)
     prompts = [f"{i} + {i} =" for i in range(6)]

@@ -16,7 +16,10 @@ import torch.multiprocessing as mp
 from recwise.tasks.msr import MSRRun, run
 from tests.train import _ddp_worker as w
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="optional: torch.distributed not built")
+pytestmark = [
+    pytest.mark.skipif(not torch.distributed.is_available(), reason="optional: torch.distributed not built"),
+    pytest.mark.slow,  # two spawned training processes
+]
 
 
 def _free_port() -> int:

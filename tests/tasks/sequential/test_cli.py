@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.seq import write_atomic
 
 
+@pytest.mark.slow  # two `recwise run` subprocesses
 def test_run_sequential_writes_results_with_length_groups(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     write_atomic(raw)

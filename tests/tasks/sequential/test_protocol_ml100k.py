@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from recwise.data.sequence import eval_inputs, prefix_examples, seq_schema
@@ -25,6 +26,7 @@ def test_history_masking_raises_popularity_scores(ml100k_seq) -> None:  # noqa: 
     assert masked > plain  # seen popular items no longer crowd the top (ML-100K has no repeats)
 
 
+@pytest.mark.slow  # trains SASRec on ML-100K
 def test_sasrec_beats_popularity(ml100k_seq) -> None:  # noqa: ANN001
     items = torch.from_numpy(ml100k_seq.items)
     val = eval_inputs(ml100k_seq, "val", 50)
