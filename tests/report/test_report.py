@@ -283,7 +283,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 def test_page_in_headless_chromium(tmp_path: Path) -> None:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: apt-get install -y chromium")
+        pytest.skip(f"optional: {CHROMIUM} not found: apt-get install -y chromium")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
     store = _three_task_store(tmp_path)
     page_path = build_report(store, tmp_path / "out")
@@ -332,7 +332,7 @@ def _toy_cell(cell, out_dir: Path, shared) -> list[ResultRow]:  # noqa: ANN001
 
 
 def test_grid_runner_appends_to_the_store_and_the_report_shows_failures(tmp_path: Path) -> None:
-    bench = pytest.importorskip("recwise.bench", reason="the grid runner (recwise.bench) is not present")
+    import recwise.bench as bench
     cells = [bench.Cell("msr", "toy", m, s, options={"auc": a}) for m, a in (("ok", 0.7), ("broken", 0.6))
              for s in range(2)]
     db = tmp_path / "s.duckdb"
