@@ -13,6 +13,7 @@ import torch
 from recwise.cli import main
 from recwise.errors import ConfigError
 from recwise.tasks.base import TASKS, Task, split_scopes
+from tests.fixtures.seq import write_atomic_with_items
 
 FAMILIES = {"msr", "sequential", "selection", "pad", "llmers"}
 
@@ -36,19 +37,8 @@ def test_split_scopes_splits_on_the_first_dot() -> None:
         split_scopes({"epochs": "3"}, ("train",))  # no bare scope: a key needs one
 
 
-def _atomic(folder: Path, users: int = 40, n_items: int = 25) -> None:
-    """RecBole-style ml-100k interactions and item texts (what sequential, pad and llmers read)."""
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True)
-    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
-    for u in range(users):
-        start = int(rng.integers(0, n_items))
-        for t in range(int(rng.integers(5, 15))):
-            lines.append(f"u{u}\ti{(start + t) % n_items}\t4\t{1000 + t}")
-    (folder / "ml-100k.inter").write_text("\n".join(lines) + "\n")
-    items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
-    items += [f"i{i}\tMovie number {i}\t{1990 + i % 7}\tDrama Comedy" for i in range(n_items)]
-    (folder / "ml-100k.item").write_text("\n".join(items) + "\n")
+def _atomic(folder: Path) -> None:
+    write_atomic_with_items(folder)
 
 
 SEQ_TINY = ["--set", "model.n_layers=1", "--set", "model.hidden_size=16", "--set", "model.n_heads=1",

@@ -94,7 +94,7 @@ def popularity_bins(counts: np.ndarray, n_bins: int = 10) -> np.ndarray:
 def model_ranks(model: nn.Module, data: Batch, items: torch.Tensor, *, mask: bool = False,
                 batch_size: int = 4096) -> np.ndarray:
     """0-based full-ranking ranks of each row's target (padding excluded, ties pessimistic), as
-    :func:`recwise.tasks.sequential.evaluate` computes them; ``mask`` scores history items -inf."""
+    as the sequential protocol's ``evaluate`` uses them; ``mask`` scores history items -inf."""
     was = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -7,30 +7,19 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 import recwise.tasks.llmers.protocol as protocol
 from recwise.cli import main
+from tests.fixtures.seq import write_atomic_with_items
 
 TINY = ["--set", "model.n_layers=1", "--set", "model.hidden_size=16", "--set", "model.n_heads=1",
         "--set", "model.inner_size=32", "--set", "data.max_len=8", "--set", "llmrec.budget=0"]
 
 
-def _atomic(folder: Path, users: int = 40, n_items: int = 25) -> None:
-    """RecBole-style ml-100k files: users walk a cycle of items; the item file has titles, years, genres."""
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True)
-    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
-    for u in range(users):
-        start = int(rng.integers(0, n_items))
-        for t in range(int(rng.integers(5, 15))):
-            lines.append(f"u{u}\ti{(start + t) % n_items}\t4\t{1000 + t}")
-    (folder / "ml-100k.inter").write_text("\n".join(lines) + "\n")
-    items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
-    items += [f"i{i}\tMovie number {i}\t{1990 + i % 7}\tDrama Comedy" for i in range(n_items)]
-    (folder / "ml-100k.item").write_text("\n".join(items) + "\n")
+def _atomic(folder: Path) -> None:
+    write_atomic_with_items(folder, users=40, n_items=25, lengths=(5, 15))
 
 
 @pytest.fixture()

@@ -22,6 +22,7 @@ from recwise.metrics.sequential import (
 )
 from recwise.models.seq.pad import PADPhase1, PADPhase3
 from recwise.tasks.pad import PADRun, PADTextConfig, encode_item_texts, run
+from tests.fixtures.seq import write_atomic_with_items
 
 TINY = {"hidden_size": 16, "n_layers": 1, "n_heads": 1, "inner_size": 32, "max_len": 6, "text_layers": 1,
         "mmd_group": 4}
@@ -120,18 +121,8 @@ def ml100k_raw() -> Path:
     return raw
 
 
-def _atomic(folder: Path, users: int = 60, n_items: int = 30) -> None:
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True)
-    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
-    for u in range(users):
-        start = int(rng.integers(0, n_items))
-        for t in range(int(rng.integers(5, 20))):
-            lines.append(f"u{u}\ti{(start + t) % n_items}\t4\t{1000 + t}")
-    (folder / "ml-100k.inter").write_text("\n".join(lines) + "\n")
-    items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
-    items += [f"i{i}\tMovie number {i}\t{1990 + i % 7}\tDrama Comedy" for i in range(n_items)]
-    (folder / "ml-100k.item").write_text("\n".join(items) + "\n")
+def _atomic(folder: Path) -> None:
+    write_atomic_with_items(folder, users=60, n_items=30, lengths=(5, 20))
 
 
 @pytest.mark.slow

@@ -34,10 +34,10 @@ from torch.nn import functional as F
 import recwise
 from recwise.config import config_from_dict, config_hash, config_to_dict
 from recwise.data.sequence import SeqDataConfig, Sequences, eval_inputs, make_examples, seq_schema
-from recwise.data.table import Batch, BatchLoader
+from recwise.data.table import Batch
 from recwise.errors import ConfigError
-from recwise.metrics.ranking import mask_history, ranking_metrics, target_ranks
-from recwise.metrics.sequential import KS, LENGTH_GROUPS, length_group
+from recwise.metrics.ranking import ranking_metrics
+from recwise.metrics.sequential import KS, LENGTH_GROUPS, length_group, model_ranks
 from recwise.registry import get_model
 from recwise.results import ResultRow, atomic_write_text, write_results
 from recwise.train import TrainConfig, Trainer, save_model, seed_everything
@@ -75,19 +75,7 @@ def evaluate(model: nn.Module, data: Batch, items: torch.Tensor, *, mask: bool =
 
     ``items`` is the flat item array of the sequences (for history masking).
     """
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    items = items.to(device)
-    ranks = []
-    for b in BatchLoader({k: v for k, v in data.items()}, batch_size, device=device):
-        scores = model(b).float()
-        scores[:, 0] = -float("inf")
-        if mask:
-            mask_history(scores, items, b["hist_start"], b["hist_end"], b["target"])
-        ranks.append(target_ranks(scores, b["target"]).cpu())
-    model.train(was)
-    r = torch.cat(ranks).numpy()
+    r = model_ranks(model, data, items, mask=mask, batch_size=batch_size)
     lengths = data["item_len"].numpy()
     out = {"all": {**ranking_metrics(r, ks), "users": float(len(r))}}
     for lo, hi in LENGTH_GROUPS:
