@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import pkgutil
 import shutil
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -62,9 +63,9 @@ def split_scopes(overrides: dict[str, str], scopes: Sequence[str], *,
     return out
 
 
-class Task:
-    """One task family. Subclasses set the class attributes and implement the four hooks marked
-    *required*; the rest have defaults that suit a models x seeds grid."""
+class Task(ABC):
+    """One task family. Subclasses set the class attributes and implement the three abstract hooks
+    (``units``, ``load``, ``run_cell``); the rest have defaults that suit a models x seeds grid."""
 
     name: ClassVar[str]
     help: ClassVar[str]  # `recwise run <name>`'s one-line help
@@ -83,9 +84,9 @@ class Task:
 
     # -- what a cell varies -----------------------------------------------------------------
 
+    @abstractmethod
     def units(self) -> list[str]:
-        """Every name ``--model`` / ``--models`` accepts (*required*)."""
-        raise NotImplementedError
+        """Every name ``--model`` / ``--models`` accepts."""
 
     def check_unit(self, name: str) -> None:
         """Raise a ConfigError naming the close match when ``name`` is not a unit."""
@@ -106,7 +107,7 @@ class Task:
 
     # -- the command line --------------------------------------------------------------------
 
-    def add_arguments(self, parser: argparse.ArgumentParser, *, bench: bool) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser, *, bench: bool) -> None:  # noqa: B027 (optional hook)
         """Add the task's own flags (the shared ones are added by the CLI)."""
 
     def options(self, args: argparse.Namespace, units: Sequence[str]) -> dict[str, Any]:
@@ -120,14 +121,14 @@ class Task:
             opts.setdefault("train", {})["epochs"] = str(args.epochs)
         return opts
 
+    @abstractmethod
     def load(self, args: argparse.Namespace, out: Path | None) -> tuple[Any, dict[str, Any]]:
-        """Read the data every cell shares (*required*): ``(shared, extra options)``.
+        """Read the data every cell shares: ``(shared, extra options)``.
 
         ``extra options`` (the data's key, a dataset default) are merged into every cell's
         options, so a change of the data re-runs the cells. ``out``: the bench folder (None for
         ``run``), for tasks that keep caches beside the cells.
         """
-        raise NotImplementedError
 
     def cells(self, args: argparse.Namespace, units: Sequence[str], seeds: Sequence[int],
               options: dict[str, Any]) -> list[Cell]:
@@ -136,9 +137,9 @@ class Task:
 
         return [Cell(self.name, args.dataset, u, s, options) for u in units for s in seeds]
 
+    @abstractmethod
     def run_cell(self, cell: Cell, out_dir: Path, shared: Any, *, resume: bool, progress: bool) -> list[ResultRow]:
-        """Run one cell into ``out_dir`` and return its rows (*required*)."""
-        raise NotImplementedError
+        """Run one cell into ``out_dir`` and return its rows."""
 
     # -- reporting ---------------------------------------------------------------------------
 
