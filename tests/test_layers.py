@@ -18,6 +18,8 @@ ALLOWED = {
     "train": LOWER | {"train", "data", "nn", "metrics"},
     "models": LOWER | {"models", "data", "nn", "metrics", "train"},
     "llm": LOWER | {"llm", "data"},
+    # the retrieval core (retrievers, faiss, fine-tuning) sits beside models/; its dense encoder is the LLM layer's
+    "retrieval": LOWER | {"retrieval", "data", "nn", "metrics", "train", "llm"},
     "select": LOWER | {"select", "data", "nn", "metrics", "train", "models", "llm"},  # AltFS asks an LLM
     "llmers": LOWER | {"llmers", "data", "llm", "metrics"},
     "bench": LOWER | {"bench", "train", "store"},
