@@ -1,0 +1,98 @@
+"""`recwise run retrieval` / `recwise bench retrieval` end to end on a tiny planted BEIR folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from recwise.cli import main
+from recwise.data.retrieval import load_collection
+from recwise.tasks.retrieval import protocol
+from tests.tasks.retrieval.conftest import ScriptedBackend
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECWISE_HOME", str(tmp_path / "home"))
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_run_bm25_writes_results_and_a_trec_run(topics: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code = main(["run", "retrieval", "--dataset", "topics", "--data-dir", str(topics), "--arm", "bm25",
+                 "--set", "folds.k=3", "--out", str(out), "--quiet"])
+    assert code == 0
+    rows = _rows(out / "results.csv")
+    assert {r["segment"] for r in rows} == {"all", "fold=0", "fold=1", "fold=2"}
+    assert {r["metric"] for r in rows} == {"ndcg@10", "mrr@10", "recall@100", "map"}
+    got = {r["metric"]: float(r["value"]) for r in rows if r["segment"] == "all"}
+    assert got["mrr@10"] == 1.0 and got["recall@100"] == 1.0  # every topic's query finds its documents first
+    trec = (out / "runs" / "bm25.trec").read_text().splitlines()
+    assert {line.split()[0] for line in trec} == {f"q{t}" for t in range(6)}
+    assert all(len(line.split()) == 6 for line in trec)
+    audit = json.loads((out / "run.json").read_text())["false_negative_audit"]
+    # ranks 1-10 of a 24-document corpus hold each query's 4 judged documents; ranks 11-24 none
+    assert audit["windows"][0] == {"lo": 1, "hi": 10, "documents": 60, "relevant": 24, "share": 0.4}
+    assert audit["windows"][1]["documents"] == 6 * 14 and audit["windows"][1]["relevant"] == 0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--arm", "bm26"], "unknown arm 'bm26'; did you mean 'bm25'"),
+    (["--arm", "finetune", "--negatives", "hybrid", "--mix", "1.5"], "--mix must be in [0, 1]"),
+    (["--set", "train.lrr=1"], "unknown option 'train.lrr'"),
+    (["--set", "neg.lo=50", "--set", "neg.hi=10"], "neg.lo"),
+    (["--set", "folds.k=9"], "exceeds the 6 judged queries"),
+])
+def test_bad_options_are_one_line_and_exit_2(topics: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              argv: list[str], message: str) -> None:
+    code = main(["run", "retrieval", "--dataset", "topics", "--data-dir", str(topics), "--out", str(tmp_path / "o"),
+                 "--quiet", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err
+
+
+def test_bench_runs_arms_by_seeds_through_the_grid(topics: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    code = main(["bench", "retrieval", "--dataset", "topics", "--data-dir", str(topics), "--arms", "bm25",
+                 "--seeds", "2", "--set", "folds.k=2", "--out", str(out), "--store", "none", "--quiet"])
+    assert code == 0
+    rows = _rows(out / "results.csv")
+    assert {(r["model"], r["seed"]) for r in rows} == {("bm25", "0"), ("bm25", "1")}
+    md = (out / "results.md").read_text()
+    assert "| bm25 | 2 | 0.9201 ± 0.0000 | 1.0000 ± 0.0000 |" in md and "False-negative audit" in md
+
+
+@pytest.mark.slow
+def test_finetune_hybrid_with_a_scripted_llm_and_resume(topics: Path, tmp_path: Path) -> None:
+    col = load_collection("topics", topics)
+    opts = {"folds": {"k": "2"}, "train": {"batch_size": "4", "max_seq_length": "24"},
+            "neg": {"lo": "1", "hi": "20"},
+            "synth": {"min_words": "3", "band_lo": "-1", "band_hi": "1", "tau": "0.999"}}
+    out = tmp_path / "ft"
+    backend = ScriptedBackend()
+    from recwise.llm import Generator, LLMCache
+
+    gen = Generator(backend, LLMCache(tmp_path / "c.sqlite"))
+    rows = protocol.run(col, "finetune-hybrid-0.5", 0, opts, out_dir=out, dataset="topics", generator=gen)
+    assert {r.segment for r in rows} == {"all", "fold=0", "fold=1"}
+    info = json.loads((out / "run.json").read_text())
+    for neg in info["negatives"]:
+        assert neg["synthetic"] + neg["mined"] == neg["triples"] > 0 and neg["synthetic"] > 0
+    assert info["synthesis"][0]["rejected_by_reflection"] == 1  # the 'heat' query
+    assert (out / "negatives.jsonl").exists() and (out / "runs" / "finetune-hybrid-0.5.trec").exists()
+    assert len(info["train"]) == 2 and info["train"][0]["train_samples_per_second"] > 0
+    calls = backend.rows
+    (out / "folds" / "fold1.json").unlink()
+    again = protocol.run(col, "finetune-hybrid-0.5", 0, opts, out_dir=out, dataset="topics", generator=gen,
+                         resume=True)
+    info2 = json.loads((out / "run.json").read_text())
+    assert len(info2["fold_seconds"]) == 1  # fold 0 came from its saved file
+    assert backend.rows == calls  # the synthesis was answered by the cache
+    assert len(again) == len(rows)
