@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     llm_cli.register(sub, _add_common)
     report_cli.register(sub, _add_common)
+    from recwise.tasks.retrieval import cli as retrieval_cli  # `retrieval negatives show`
+
+    retrieval_cli.register(sub, _add_common)
     return parser
 
 

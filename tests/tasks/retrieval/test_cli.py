@@ -96,3 +96,19 @@ def test_finetune_hybrid_with_a_scripted_llm_and_resume(topics: Path, tmp_path: 
     assert len(info2["fold_seconds"]) == 1  # fold 0 came from its saved file
     assert backend.rows == calls  # the synthesis was answered by the cache
     assert len(again) == len(rows)
+
+
+def test_negatives_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "negatives.jsonl"
+    recs = [{"query_row": 0, "query": "q a", "positive": "p", "draft": "d", "reflection": "REJECT", "negative": "",
+             "verdict": "rejected-by-reflection"},
+            {"query_row": 1, "query": "q b", "positive": "p", "draft": "d2", "reflection": "d2", "negative": "d2",
+             "verdict": "kept", "cos_query": 0.41, "cos_positive": 0.77}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert main(["retrieval", "negatives", "show", str(path), "--verdict", "kept"]) == 0
+    out = capsys.readouterr().out
+    assert "[kept] query row 1  cos(query) 0.410  cos(positive) 0.770" in out and "q a" not in out
+    assert "1 of 2 records shown" in out and "kept: 1, rejected-by-reflection: 1" in out
+    path.write_text("{bad\n")
+    assert main(["retrieval", "negatives", "show", str(path)]) == 2
+    assert "negatives.jsonl:1: malformed JSON" in capsys.readouterr().err
