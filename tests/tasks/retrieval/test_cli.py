@@ -96,6 +96,8 @@ def test_finetune_hybrid_with_a_scripted_llm_and_resume(topics: Path, tmp_path: 
     assert len(info2["fold_seconds"]) == 1  # fold 0 came from its saved file
     assert backend.rows == calls  # the synthesis was answered by the cache
     assert len(again) == len(rows)
+    log = [json.loads(line) for line in (out / "negatives.jsonl").read_text().splitlines()]
+    assert {r["fold"] for r in log} == {0, 1} and len(log) == 2 * 6  # one record per judged query and fold
 
 
 def test_negatives_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -232,8 +232,9 @@ def _synthetic(ctx: _Context, train_rows: np.ndarray, out_dir: Path, info: dict[
     sample = [(q, int(d)) for q, pool in pools.items() for d in pool[:5].tolist()]
     qv = enc.encode([ctx.col.query_texts[q] for q, _ in sample])
     dv = enc.encode([ctx.texts[d] for _, d in sample])
-    res = synthesise(generator, enc, pairs, syn, np.sum(qv * dv, axis=1), out_dir / "negatives.jsonl")
+    res = synthesise(generator, enc, pairs, syn, np.sum(qv * dv, axis=1))
     info["synthesis"] = res.counts
+    info["synthesis_records"] = res.records
     return res.negatives
 
 
@@ -266,6 +267,12 @@ def _fold_run(ctx: _Context, arm: str, fold: int, seed: int, out_dir: Path, info
     return tuned.search(ctx.query_texts(test_rows), DEPTH).to_run(qids, doc_ids)
 
 
+def _collect_synthesis(info: dict[str, Any], fold: int, fold_info: dict[str, Any]) -> None:
+    if "synthesis" in fold_info:
+        info.setdefault("synthesis", []).append({"fold": fold, **fold_info["synthesis"]})
+        info.setdefault("synthesis_records", []).extend({"fold": fold, **r} for r in fold_info["synthesis_records"])
+
+
 def run(col: Collection, arm: str, seed: int, options: dict[str, Any], *, out_dir: Path, dataset: str,
         resume: bool = False, progress: bool = False, generator: Any = None) -> list[ResultRow]:
     """Run one arm with one seed over every fold; write the cell's files; return its rows.
@@ -294,6 +301,7 @@ def run(col: Collection, arm: str, seed: int, options: dict[str, Any], *, out_di
                 runs.update(saved["run"])
                 for key in ("negatives", "train"):
                     info.setdefault(key, []).extend(saved["info"].get(key, []))
+                _collect_synthesis(info, fold, saved["info"])
                 continue
         t = time.perf_counter()
         fold_info: dict[str, Any] = {}
@@ -303,8 +311,11 @@ def run(col: Collection, arm: str, seed: int, options: dict[str, Any], *, out_di
         runs.update(fold_run)
         for key in ("negatives", "train"):
             info.setdefault(key, []).extend(fold_info.get(key, []))
-        if "synthesis" in fold_info:
-            info.setdefault("synthesis", []).append({"fold": fold, **fold_info["synthesis"]})
+        _collect_synthesis(info, fold, fold_info)
+    records = info.pop("synthesis_records", [])
+    if records:  # every fold's prompts, drafts, reflections and verdicts (`recwise retrieval negatives show`)
+        atomic_write_text(out_dir / "negatives.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                                               for r in records))
     qids = col.query_ids.take(judged)
     ordered = {q: runs[q] for q in qids}
     write_trec(out_dir / "runs" / f"{arm}.trec", ordered, tag=arm)

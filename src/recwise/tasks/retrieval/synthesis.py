@@ -115,10 +115,11 @@ def reflection_prompt(draft: list[dict[str, str]], answer: str) -> list[dict[str
 
 @dataclass
 class SynthResult:
-    """Kept negatives per query row and the counts of the run."""
+    """Kept negatives per query row, the counts of the run and one record per pair (what the JSONL holds)."""
 
     negatives: dict[int, str]
     counts: dict[str, Any]
+    records: list[dict[str, Any]]
 
 
 def _clean(text: str) -> str:
@@ -200,4 +201,4 @@ def synthesise(generator: Any, encoder: Any, pairs: Sequence[tuple[int, str, str
 
         atomic_write_text(log_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     kept = {r["query_row"]: r["negative"] for r in records if r["verdict"] == "kept"}
-    return SynthResult(kept, counts)
+    return SynthResult(kept, counts, records)
