@@ -135,3 +135,26 @@ def test_download_of_a_login_source_says_what_to_do(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="not redistributed.*--data-dir"):
         download("robust04", tmp_path / "r04", quiet=True)
+
+
+def test_download_unpacks_a_beir_zip_keeping_its_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zipfile
+
+    from recwise.data import retrieval
+    from recwise.data.download import download
+
+    src = write_beir(tmp_path / "src")
+    archive = tmp_path / "tiny.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+            zf.write(src / f, f"tiny/{f}")
+    monkeypatch.setitem(retrieval.RETRIEVAL_DATASETS, "tiny",
+                        retrieval.RetrievalSource("tiny", "test", "beir", (archive.as_uri(),)))
+    dest = download("tiny", tmp_path / "raw" / "tiny", quiet=True)
+    assert (dest / "qrels" / "test.tsv").is_file() and not list(dest.glob(".download-*"))
+    assert load_collection("tiny", dest, root=tmp_path).qrels_dict() == {"q1": {"d0": 2, "d1": 1}, "q2": {"d3": 1}}
+    monkeypatch.setitem(retrieval.RETRIEVAL_DATASETS, "gone",
+                        retrieval.RetrievalSource("gone", "test", "beir", ((tmp_path / "no.zip").as_uri(),)))
+    with pytest.raises(DataError, match="cannot download"):
+        download("gone", tmp_path / "raw" / "gone", quiet=True)
+    assert list((tmp_path / "raw" / "gone").iterdir()) == []  # nothing half-written
