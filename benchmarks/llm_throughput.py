@@ -1,13 +1,22 @@
-"""Throughput of the LLM layer: local backends, encoder, cache hits, and the same through the server.
+"""Local generation, every backend in one run: load times, tokens/s, the cached CLI, and the served llama.cpp.
 
-Run (2 threads, as on the project machines)::
+Run alone on the machine (two busy processes on 2 cores distort every figure)::
 
-    .venv/bin/python benchmarks/llm_throughput.py --threads 2 --models smollm2,gemma3
+    .venv/bin/python benchmarks/llm_throughput.py                       # the table of docs/llm.md
+    .venv/bin/python benchmarks/llm_throughput.py --quick               # smollm2, 1 thread, 32 tokens
 
-Prints, per model: load time, greedy tokens/s at batch 1 and batch 8 (completion tokens
-actually produced / wall time), and the perplexity of a fixed English paragraph (a sanity
-check of the GGUF conversion); then encoder texts/s, cache-hit latency, and the served
-endpoint's tokens/s and texts/s with the ratio local/served. Figures only, no asserts.
+Prints, for SmolLM2-135M and Gemma 3 270M (GGUF), on 1 and 2 threads, greedy, 32 and 128 new tokens:
+
+- tokens/s at batch 1 (one prompt at a time) and over a list of prompts (llama.cpp: 64 prompts on a
+  pool of contexts; transformers: ``--hf-prompts`` prompts in batches of 8 and 16, the better kept),
+  and the ratios llama.cpp / transformers;
+- cold load (a fresh process, transformers' de-quantized copy absent) and warm load (a second
+  process) per backend;
+- the wall time of a fully cached ``recwise llm generate``;
+- the same prompts through ``python -m llama_cpp.server`` and the local llama.cpp backend: how many
+  greedy texts are equal, and the HTTP overhead as a ratio of tokens/s.
+
+Tokens/s = completion tokens actually produced / wall time. Figures only, no asserts.
 """
 
 from __future__ import annotations
@@ -15,8 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,48 +33,118 @@ import time
 from pathlib import Path
 from typing import Any
 
-PROMPTS = [
-    "Write a short story about a lighthouse keeper.",
-    "Explain how a bicycle works.",
-    "Describe the city of Paris to a child.",
-    "List some tips for learning to cook.",
-    "Why is the sky blue?",
-    "Tell me about the history of tea.",
-    "What makes a good friend?",
-    "Describe a walk through a forest in autumn.",
+TOPICS = [
+    "a lighthouse keeper", "how a bicycle works", "the city of Paris", "learning to cook", "why the sky is blue",
+    "the history of tea", "what makes a good friend", "a walk through a forest in autumn", "the moon",
+    "a small village by the sea", "how bread is made", "the rules of chess", "a rainy afternoon", "volcanoes",
+    "the life of bees", "a train journey",
 ]
-PARAGRAPH = (
-    "The city of Paris is the capital of France. It is known for its museums, its cafes and the Eiffel "
-    "Tower, which was built for the world fair of 1889. Every year, millions of visitors walk along the "
-    "river Seine and visit the old churches and gardens of the city."
-)
+STYLES = ["Write a short story about {}.", "Explain {} to a child.", "Describe {} in a few sentences.",
+          "Tell me three facts about {}."]
 
 
-def chat(p: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": p}]
+def prompts(n: int) -> list[list[dict[str, str]]]:
+    """``n`` distinct chat prompts of varied length."""
+    out = []
+    for i in range(n):
+        text = STYLES[i % len(STYLES)].format(TOPICS[(i // len(STYLES) + i) % len(TOPICS)])
+        out.append([{"role": "user", "content": text + (" Be precise." if i >= len(TOPICS) * 2 else "")}])
+    return out
 
 
-def tokens_per_s(backend: Any, prompts: list[Any], batch: int, max_tokens: int) -> tuple[float, int, float]:
+def rate(backend: Any, chats: list[Any], max_tokens: int, batch: int | None = None) -> tuple[float, int, float]:
+    """(tokens/s, tokens, seconds) over ``chats``; ``batch`` rows per call (None: one call)."""
     from recwise.llm import GenerationParams, Row
 
     params = GenerationParams(max_tokens=max_tokens)
-    rows = [Row(p, params, 0) for p in prompts]
+    rows = [Row(p, params, 0) for p in chats]
+    step = batch or len(rows)
     start = time.perf_counter()
     done = []
-    for i in range(0, len(rows), batch):
-        done += backend.complete(rows[i : i + batch])
+    for i in range(0, len(rows), step):
+        done += backend.complete(rows[i : i + step])
     wall = time.perf_counter() - start
     n = sum(c.completion_tokens for c in done)
     return n / wall, n, wall
 
 
-def perplexity(backend: Any) -> float:
+def load_time(backend: str, model: str, home: str, threads: int) -> float:
+    """Seconds from building a backend to its first token, in a fresh process."""
+    code = (
+        "import time, sys\n"
+        "t = time.perf_counter()\n"
+        "from recwise.llm import GenerationParams, Row, load_generator\n"
+        f"g = load_generator(backend={backend!r}, model={model!r}, device='cpu', cache=False, threads={threads})\n"
+        "g.backend.complete([Row('Hi', GenerationParams(max_tokens=1), 0)])\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    env = dict(os.environ, RECWISE_HOME=home, OMP_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def loads(models: list[str], threads: int, fig: dict[str, Any]) -> None:
+    from recwise.llm._local import models_dir, resolve_model
+
+    print("\nload: seconds from building the backend to its first token, in a fresh process "
+          "(cold: no de-quantized copy yet; warm: a second start)")
+    for model in models:
+        resolve_model(model)  # gemma3: assembled once into the real home
+        with tempfile.TemporaryDirectory() as home:
+            (Path(home) / "models").mkdir()
+            for f in models_dir().glob("*.gguf"):  # the assembled Gemma file, shared
+                (Path(home) / "models" / f.name).symlink_to(f)
+            for backend in ("llamacpp", "transformers"):
+                cold = load_time(backend, model, home, threads)
+                warm = load_time(backend, model, home, threads)
+                fig.setdefault("load", {})[f"{model}/{backend}"] = {"cold_s": cold, "warm_s": warm}
+                print(f"  {model:8s} {backend:12s} cold {cold:6.2f} s   warm {warm:6.2f} s")
+
+
+def throughput(models: list[str], threads_list: list[int], lengths: list[int], n_prompts: int, hf_prompts: int,
+               fig: dict[str, Any]) -> None:
     import torch
 
-    enc = backend.tokenizer(PARAGRAPH, return_tensors="pt").to(backend.device)
-    with torch.inference_mode():
-        loss = backend.model(**enc, labels=enc["input_ids"]).loss
-    return float(torch.exp(loss))
+    from recwise.llm import LlamaCppBackend, LocalBackend
+
+    print(f"\ntokens/s, greedy (batch 1: one prompt at a time; many: llama.cpp {n_prompts} prompts on a pool of "
+          f"contexts, transformers {hf_prompts} prompts in batches of 8 and 16, the better kept)")
+    print(f"  {'model':8s} {'thr':>3s} {'new':>4s} | {'llama b1':>9s} {'hf b1':>7s} {'ratio':>6s} | "
+          f"{'llama many':>10s} {'hf best':>8s} {'ratio':>6s}")
+    for model in models:
+        hf = LocalBackend(model, device="cpu")
+        for threads in threads_list:
+            torch.set_num_threads(threads)
+            single = LlamaCppBackend(model, threads=threads, parallel=1)
+            pool = LlamaCppBackend(model, threads=threads, parallel=threads)
+            rate(single, prompts(1), 4)  # load + warm-up
+            rate(pool, prompts(threads), 4)
+            rate(hf, prompts(1), 4)
+            for new in lengths:
+                lb1 = rate(single, prompts(4), new, batch=1)[0]
+                many = max(rate(single, prompts(n_prompts), new)[0], rate(pool, prompts(n_prompts), new)[0])
+                hb1 = rate(hf, prompts(2), new, batch=1)[0]
+                hbest = max(rate(hf, prompts(hf_prompts), new, batch=b)[0] for b in (8, 16))
+                fig.setdefault("throughput", []).append(
+                    {"model": model, "threads": threads, "max_tokens": new, "llamacpp_b1": lb1, "hf_b1": hb1,
+                     "llamacpp_many": many, "hf_best": hbest})
+                print(f"  {model:8s} {threads:3d} {new:4d} | {lb1:9.1f} {hb1:7.1f} {lb1 / hb1:5.1f}x | "
+                      f"{many:10.1f} {hbest:8.1f} {many / hbest:5.1f}x", flush=True)
+
+
+def cached_cli(fig: dict[str, Any]) -> None:
+    exe = Path(sys.executable).with_name("recwise")
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [str(exe), "llm", "generate", "Name one colour.", "--cache-path", str(Path(tmp) / "c.sqlite")]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        second = time.perf_counter() - t0
+    fig["cli"] = {"first_s": first, "cached_s": second}
+    print(f"\nrecwise llm generate 'Name one colour.': first {first:.2f} s, fully cached {second:.2f} s "
+          f"({out.stderr.strip()})")
 
 
 def free_port() -> int:
@@ -74,133 +153,86 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--models", default="smollm2,gemma3")
-    ap.add_argument("--max-tokens", type=int, default=32)
-    ap.add_argument("--n-texts", type=int, default=512, help="texts for the encoder figure")
-    ap.add_argument("--skip-server", action="store_true")
-    ap.add_argument("--repeat", type=int, default=2, help="rounds of the alternating local/served comparison")
-    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    args = ap.parse_args()
-
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    from recwise.llm import Encoder, GenerationParams, Generator, LLMCache, LocalBackend, LocalEncoderBackend
-
-    fig: dict[str, Any] = {"threads": args.threads, "max_tokens": args.max_tokens}
-    prompts = [chat(p) for p in PROMPTS]
-    print(f"threads={args.threads}  max_tokens={args.max_tokens}  prompts={len(prompts)}  (greedy)")
-
-    for name in [m for m in args.models.split(",") if m]:
-        try:
-            t0 = time.perf_counter()
-            backend = LocalBackend(name, device="cpu")
-            load = time.perf_counter() - t0
-        except Exception as exc:  # noqa: BLE001 - a missing optional wheel: report and go on
-            print(f"{name}: skipped ({exc})")
-            continue
-        tokens_per_s(backend, prompts[:1], 1, 4)  # warm-up
-        b1 = tokens_per_s(backend, prompts[:3], 1, args.max_tokens)
-        b8 = tokens_per_s(backend, prompts, 8, args.max_tokens)
-        ppl = perplexity(backend)
-        fig[name] = {"load_s": load, "batch1_tok_s": b1[0], "batch8_tok_s": b8[0], "ppl": ppl}
-        print(
-            f"{name:8s} load {load:6.1f} s | batch 1: {b1[0]:6.1f} tok/s ({b1[1]} tok in {b1[2]:.1f} s) | "
-            f"batch 8: {b8[0]:6.1f} tok/s ({b8[1]} tok in {b8[2]:.1f} s) | paragraph perplexity {ppl:.1f}"
-        )
-
-    texts = [f"{PROMPTS[i % len(PROMPTS)]} (variant {i})" for i in range(args.n_texts)]
-    enc_backend = LocalEncoderBackend("minilm", device="cpu")
-    Encoder(enc_backend, None, show_progress=False).encode(texts[:8])  # warm-up
-    t0 = time.perf_counter()
-    Encoder(enc_backend, None, show_progress=False).encode(texts)
-    enc_rate = len(texts) / (time.perf_counter() - t0)
-    fig["encoder_texts_s"] = enc_rate
-    print(f"encoder  minilm: {enc_rate:7.1f} texts/s ({len(texts)} texts, batch 64)")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        gen = Generator(LocalBackend("smollm2", device="cpu"), LLMCache(Path(tmp) / "c.sqlite"))
-        params = GenerationParams(max_tokens=8)
-        gen.complete(prompts[0], params)
-        hits = []
-        for _ in range(200):
-            t0 = time.perf_counter()
-            gen.complete(prompts[0], params)
-            hits.append(time.perf_counter() - t0)
-        enc = Encoder(enc_backend, LLMCache(Path(tmp) / "c.sqlite"), show_progress=False)
-        enc.encode(texts[:64])
-        t0 = time.perf_counter()
-        enc.encode(texts[:64])
-        embed_hit = (time.perf_counter() - t0) / 64
-        fig["cache_hit_generate_ms"] = statistics.median(hits) * 1e3
-        fig["cache_hit_embed_ms_per_text"] = embed_hit * 1e3
-        print(f"cache hit: generate {statistics.median(hits) * 1e3:.2f} ms/call (median of 200, 0 model calls: "
-              f"{gen.backend_calls == 1}); embed {embed_hit * 1e3:.3f} ms/text (64 texts)")
-
-    if not args.skip_server:
-        fig["server"] = serve_figures(args, prompts, texts, fig)
-    if args.json:
-        Path(args.json).write_text(json.dumps(fig, indent=2))
-
-
-def serve_figures(args: argparse.Namespace, prompts: list[Any], texts: list[str],
-                  fig: dict[str, Any]) -> dict[str, Any]:
-    """Local and served SmolLM2/MiniLM measured alternately (``--repeat`` rounds), medians compared.
-
-    Alternating keeps both sides under the same load when other jobs share the cores.
-    """
+def served(threads: int, n: int, new: int, fig: dict[str, Any]) -> None:
+    """llama.cpp's own OpenAI-compatible server against the local llama.cpp backend, same prompts."""
     import httpx
 
-    from recwise.llm import Encoder, HttpBackend, HttpEncoderBackend, LocalBackend, LocalEncoderBackend
+    from recwise.llm import HttpBackend, LlamaCppBackend
+    from recwise.llm._local import resolve_model
 
+    src = resolve_model("smollm2")
     port = free_port()
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "recwise.llm._server", "--port", str(port), "--device", "cpu"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    rounds: dict[str, list[float]] = {k: [] for k in ("l1", "s1", "l8", "s8", "le", "se")}
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(src.folder / str(src.gguf_file)),
+         "--port", str(port), "--n_threads", str(threads), "--n_ctx", "4096"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(600):
+        for _ in range(240):
             try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.5)
-        local = LocalBackend("smollm2", device="cpu")
-        local_enc = Encoder(LocalEncoderBackend("minilm", device="cpu"), None, show_progress=False)
-        one = HttpBackend("smollm2", base_url=f"{base}/v1", concurrency=1, timeout_s=600)
-        eight = HttpBackend("smollm2", base_url=f"{base}/v1", concurrency=8, timeout_s=600)
-        enc = Encoder(HttpEncoderBackend("minilm", base_url=f"{base}/v1", timeout_s=600), None, show_progress=False)
-        tokens_per_s(one, prompts[:1], 1, 4)  # warm-up
-        enc.encode(texts[:8])
-        n_enc = min(len(texts), 256)
-        for _ in range(args.repeat):
-            rounds["l1"].append(tokens_per_s(local, prompts[:2], 1, args.max_tokens)[0])
-            rounds["s1"].append(tokens_per_s(one, prompts[:2], 1, args.max_tokens)[0])
-            rounds["l8"].append(tokens_per_s(local, prompts, 8, args.max_tokens)[0])
-            rounds["s8"].append(tokens_per_s(eight, prompts, 8, args.max_tokens)[0])  # 8 concurrent requests
-            for key, e in (("le", local_enc), ("se", enc)):
-                t0 = time.perf_counter()
-                e.encode(texts[:n_enc])
-                rounds[key].append(n_enc / (time.perf_counter() - t0))
+                time.sleep(0.25)
+        http = HttpBackend("smollm2", base_url=f"http://127.0.0.1:{port}/v1", concurrency=1, timeout_s=600,
+                           extra_body={"repeat_penalty": 1.0})
+        local = LlamaCppBackend("smollm2", threads=threads, parallel=1)
+        chats = prompts(n)
+        plain = [f"{c[0]['content']}\n" for c in chats[: n // 2]]
+        rate(http, chats[:1], 4)
+        rate(local, chats[:1], 4)
+        from recwise.llm import GenerationParams, Row
+
+        params = GenerationParams(max_tokens=new)
+        rows = [Row(p, params, 0) for p in [*chats, *plain]]
+        t0 = time.perf_counter()
+        a = http.complete(rows)
+        t_http = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        b = local.complete(rows)
+        t_local = time.perf_counter() - t0
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    med = {k: statistics.median(v) for k, v in rounds.items()}
-    print(f"local vs served, alternating, median of {args.repeat} rounds (max_tokens={args.max_tokens}):")
-    print(f"  smollm2 batch 1: local {med['l1']:6.1f} tok/s, served {med['s1']:6.1f} tok/s, "
-          f"local/served {med['l1'] / med['s1']:.2f}x")
-    print(f"  smollm2 batch 8: local {med['l8']:6.1f} tok/s, served {med['s8']:6.1f} tok/s (8 concurrent requests), "
-          f"local/served {med['l8'] / med['s8']:.2f}x")
-    print(f"  minilm:          local {med['le']:6.1f} texts/s, served {med['se']:6.1f} texts/s, "
-          f"local/served {med['le'] / med['se']:.2f}x")
-    return {**med, "rounds": rounds}
+    equal = sum(x.text == y.text for x, y in zip(a, b))
+    r_http = sum(c.completion_tokens for c in a) / t_http
+    r_local = sum(c.completion_tokens for c in b) / t_local
+    fig["served"] = {"equal": equal, "rows": len(rows), "http_tok_s": r_http, "local_tok_s": r_local}
+    print(f"\nllama_cpp.server vs local llama.cpp, smollm2, {threads} thread(s), {len(rows)} prompts "
+          f"({len(chats)} chat, {len(plain)} plain), greedy, {new} new tokens: {equal}/{len(rows)} texts equal; "
+          f"served {r_http:.1f} tok/s, local {r_local:.1f} tok/s, local/served {r_local / r_http:.2f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="smollm2,gemma3")
+    ap.add_argument("--threads", default="1,2", help="thread counts to measure")
+    ap.add_argument("--max-tokens", default="32,128", help="new-token counts to measure")
+    ap.add_argument("--prompts", type=int, default=64, help="prompts of llama.cpp's many-prompt figure")
+    ap.add_argument("--hf-prompts", type=int, default=16, help="prompts of transformers' batched figure")
+    ap.add_argument("--quick", action="store_true", help="smollm2, 1 thread, 32 tokens, 16 prompts")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: load,throughput,cli,server")
+    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = ap.parse_args()
+    if args.quick:
+        args.models, args.threads, args.max_tokens, args.prompts, args.hf_prompts = "smollm2", "1", "32", 16, 8
+    models = [m for m in args.models.split(",") if m]
+    threads = [int(t) for t in args.threads.split(",")]
+    lengths = [int(n) for n in args.max_tokens.split(",")]
+    skip = set(args.skip.split(","))
+    import llama_cpp
+
+    fig: dict[str, Any] = {"llama_cpp": llama_cpp.__version__, "cores": os.cpu_count()}
+    print(f"llama-cpp-python {llama_cpp.__version__}; models {models}; threads {threads}; new tokens {lengths}")
+    if "load" not in skip:
+        loads(models, max(threads), fig)
+    if "throughput" not in skip:
+        throughput(models, threads, lengths, args.prompts, args.hf_prompts, fig)
+    if "cli" not in skip:
+        cached_cli(fig)
+    if "server" not in skip and shutil.which(sys.executable):
+        served(max(threads), 16, max(lengths), fig)
+    if args.json:
+        Path(args.json).write_text(json.dumps(fig, indent=2))
 
 
 if __name__ == "__main__":

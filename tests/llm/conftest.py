@@ -104,7 +104,8 @@ def server() -> Iterator[str]:
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"recwise-llm-server-{port}.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "recwise.llm._server", "--port", str(port), "--device", "cpu"],
+        [sys.executable, "-m", "recwise.llm._server", "--port", str(port), "--device", "cpu",
+         "--backend", "transformers"],  # compared with the `smollm` fixture's transformers backend
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"

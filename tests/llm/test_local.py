@@ -70,3 +70,35 @@ def test_local_paths(tmp_path: Path) -> None:
         LocalBackend(str(tmp_path / "missing.gguf"))
     with pytest.raises(ConfigError, match="batch_size"):
         LocalBackend("smollm2", batch_size=0)
+
+
+@pytest.mark.slow  # two loads of the model (one de-quantizes the GGUF file)
+def test_the_dequantized_copy_loads_fast_and_gives_the_same_text(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from recwise.llm._local import _load_weights, dequantized_dir, resolve_model
+
+    monkeypatch.setenv("RECWISE_HOME", str(tmp_path))
+    source = resolve_model("smollm2")
+    kept = dequantized_dir(source)
+    assert kept.is_relative_to(tmp_path) and not kept.exists()
+
+    def greedy(tok: Any, model: Any) -> str:
+        enc = tok("The capital of France is", return_tensors="pt")
+        with torch.inference_mode():
+            out = model.generate(**enc, max_new_tokens=8, do_sample=False, pad_token_id=tok.eos_token_id)
+        return str(tok.decode(out[0, enc["input_ids"].shape[1]:]))
+
+    first = greedy(*_load_weights(source))
+    assert (kept / "config.json").exists() and list(kept.glob("*.safetensors"))
+    assert not list(kept.parent.glob("*.tmp*"))  # written under a temporary name, then renamed
+    import recwise.llm._local as local
+
+    calls: list[tuple[Path, str | None]] = []
+    real = local._from_pretrained
+    monkeypatch.setattr(local, "_from_pretrained",
+                        lambda folder, label, gguf: calls.append((folder, gguf)) or real(folder, label, gguf))
+    tok, model = _load_weights(source)
+    assert calls == [(kept, None)]  # the kept safetensors, not the GGUF file again
+    assert greedy(tok, model) == first

@@ -1,8 +1,10 @@
 """The LLM layer: text generation and text embeddings behind one interface, with a disk cache.
 
 - :class:`Generator` (``generate``/``sample``): prompts or chats in, texts out, through a
-  :class:`LocalBackend` (SmolLM2-135M or Gemma 3 270M GGUF via transformers, or any local
-  model) or an :class:`HttpBackend` (any OpenAI-compatible server).
+  :class:`LlamaCppBackend` (GGUF models through llama.cpp: the default on CPU when
+  llama-cpp-python is installed), a :class:`LocalBackend` (transformers: GGUF or Hugging Face
+  folders, GPUs) or an :class:`HttpBackend` (any OpenAI-compatible server). Local models load at
+  the first prompt the cache cannot answer.
 - :class:`Encoder` (``encode``): texts in, unit-norm vectors out (all-MiniLM-L6-v2 locally,
   or a server's embeddings endpoint).
 - :class:`LLMCache`: one SQLite file; a re-run makes zero model calls.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from recwise.llm._cache import CacheStats, LLMCache, cache_key, default_cache_path
 from recwise.llm._encoder import Encoder, EncoderBackend, LocalEncoderBackend, l2_normalise
-from recwise.llm._factory import EncoderConfig, GeneratorConfig, load_encoder, load_generator
+from recwise.llm._factory import EncoderConfig, GeneratorConfig, choose_local_backend, load_encoder, load_generator
 from recwise.llm._generator import (
     Backend,
     Completion,
@@ -31,6 +33,7 @@ from recwise.llm._generator import (
     params_from_mapping,
 )
 from recwise.llm._http import HttpBackend, HttpClient, HttpEncoderBackend
+from recwise.llm._llamacpp import LlamaCppBackend, llama_cpp_available
 from recwise.llm._local import LocalBackend, resolve_model, select_device
 from recwise.llm._parse import (
     ParseResult,
@@ -64,6 +67,7 @@ __all__ = [
     "HttpEncoderBackend",
     "LLMCache",
     "LLMError",
+    "LlamaCppBackend",
     "LocalBackend",
     "LocalEncoderBackend",
     "Message",
@@ -78,8 +82,10 @@ __all__ = [
     "ask_number",
     "ask_reasoning",
     "cache_key",
+    "choose_local_backend",
     "default_cache_path",
     "l2_normalise",
+    "llama_cpp_available",
     "load_encoder",
     "load_generator",
     "params_from_mapping",

@@ -81,25 +81,40 @@ class LocalEncoderBackend:
     def __init__(self, model: str = "minilm", *, device: str = "auto", batch_size: int = 64) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"option 'batch_size' must be an int >= 1; got {batch_size!r}")
+        if device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"option 'device' must be one of ['auto', 'cpu', 'cuda']; got {device!r}")
         label, folder = _resolve_encoder(model)
-        self.device = select_device(device)
+        self.folder, self.requested_device = folder, device
         self.batch_size = batch_size
         weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
         self.fingerprint = f"{label}:{folder.name}:{weights}"
-        key = (folder, self.device)
-        with _LOAD_LOCK:
-            if key not in _LOADED:
-                try:
-                    from sentence_transformers import SentenceTransformer
-                except ImportError:
-                    raise DependencyError(
-                        "the local encoder needs sentence-transformers: pip install 'recwise[llm]'") from None
-                try:
-                    _LOADED[key] = SentenceTransformer(str(folder), device=self.device, local_files_only=True)
-                except (OSError, ValueError) as exc:
-                    raise DataError(f"cannot load encoder from {folder}: {str(exc).splitlines()[0]}") from None
-            self.model = _LOADED[key]
+        self._model: Any = None
         self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the weights have been loaded (at the first text the cache cannot answer)."""
+        return self._model is not None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self.device = select_device(self.requested_device)
+            key = (self.folder, self.device)
+            with _LOAD_LOCK:
+                if key not in _LOADED:
+                    try:
+                        from sentence_transformers import SentenceTransformer
+                    except ImportError:
+                        raise DependencyError(
+                            "the local encoder needs sentence-transformers: pip install 'recwise[llm]'") from None
+                    try:
+                        _LOADED[key] = SentenceTransformer(str(self.folder), device=self.device,
+                                                           local_files_only=True)
+                    except (OSError, ValueError) as exc:
+                        raise DataError(f"cannot load encoder from {self.folder}: {str(exc).splitlines()[0]}") from None
+                self._model = _LOADED[key]
+        return self._model
 
     @property
     def dim(self) -> int:

@@ -16,11 +16,12 @@ fails at once instead of waiting. Other 4xx answers fail at once. Rows run on at
 from __future__ import annotations
 
 import email.utils
+import json
 import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -186,6 +187,19 @@ def _env_model(model: str | None) -> str:
     return model
 
 
+def _extra_body(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"option 'extra_body' must be a JSON object; {exc}") from None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"option 'extra_body' must be a JSON object; got {value!r}")
+    return dict(value)
+
+
 class HttpBackend:
     """Generate through an OpenAI-compatible server.
 
@@ -197,6 +211,9 @@ class HttpBackend:
         Connection settings; by default built from ``client_options``.
     plain_endpoint : {"completions", "chat"}, default "completions"
         Where plain-text prompts go.
+    extra_body : str or mapping, optional
+        A JSON object merged into every request body: server-specific options, such as
+        ``{"repeat_penalty": 1.0}`` for llama.cpp's server.
     **client_options
         Passed to :class:`HttpClient` (base_url, api_key, timeout_s, max_retries, ...).
 
@@ -213,14 +230,18 @@ class HttpBackend:
         *,
         client: HttpClient | None = None,
         plain_endpoint: str = "completions",
+        extra_body: str | Mapping[str, Any] | None = None,
         **client_options: Any,
     ) -> None:
         if plain_endpoint not in ("completions", "chat"):
             raise ConfigError(f"option 'plain_endpoint' must be 'completions' or 'chat'; got {plain_endpoint!r}")
+        self.extra_body = _extra_body(extra_body)
         self.model = _env_model(model)
         self.client = client or HttpClient(**client_options)
         self.plain_endpoint = plain_endpoint
         self.fingerprint = f"{self.model}@{self.client.base_url}"
+        if self.extra_body:  # options that change the output are part of the cache key
+            self.fingerprint += json.dumps(self.extra_body, sort_keys=True, separators=(",", ":"))
 
     def _one(self, row: Row) -> Completion:
         p = row.params
@@ -230,6 +251,7 @@ class HttpBackend:
             "top_p": p.top_p,
             "max_tokens": p.max_tokens,
             "n": 1,
+            **self.extra_body,
         }
         if not p.greedy:
             body["seed"] = row.seed

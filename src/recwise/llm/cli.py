@@ -1,7 +1,9 @@
 """``recwise llm ...``: generate, embed, serve, and cache stats|clear.
 
-``generate`` and ``embed`` go through the disk cache (``--no-cache`` skips it); both use the
-local backend unless ``--backend http`` (then ``--base-url`` / ``$RECWISE_LLM_BASE_URL``).
+``generate`` and ``embed`` go through the disk cache (``--no-cache`` skips it) and load a local
+model only when the cache cannot answer. Both run locally unless ``--backend http`` (then
+``--base-url`` / ``$RECWISE_LLM_BASE_URL``); ``generate`` runs a GGUF model through llama.cpp when
+llama-cpp-python is installed (``--backend transformers`` to force the other).
 """
 
 from __future__ import annotations
@@ -18,8 +20,18 @@ from recwise.errors import ConfigError
 __all__ = ["add_serve_arguments", "register", "run_serve"]
 
 
-def _add_backend(p: argparse.ArgumentParser, default_model: str) -> None:
-    p.add_argument("--backend", choices=["local", "http"], default="local", help="where the model runs")
+def _add_backend(p: argparse.ArgumentParser, default_model: str, generation: bool = True) -> None:
+    if generation:
+        p.add_argument("--backend", choices=["local", "llamacpp", "transformers", "http"], default="local",
+                       help="where the model runs; local = llama.cpp for a GGUF model on CPU when llama-cpp-python "
+                            "is installed, else transformers")
+        p.add_argument("--parallel", type=int, default=None,
+                       help="llama.cpp: contexts decoding at once (default one per thread; threads = --threads "
+                            "or every core)")
+        p.add_argument("--extra-body", default=None,
+                       help="HTTP: a JSON object merged into every request, e.g. '{\"repeat_penalty\": 1.0}'")
+    else:
+        p.add_argument("--backend", choices=["local", "http"], default="local", help="where the model runs")
     p.add_argument("--model", default=None, help=f"model name or path (local default {default_model}; "
                    "HTTP default $RECWISE_LLM_MODEL)")
     p.add_argument("--base-url", default=None, help="HTTP backend URL incl. /v1 (default $RECWISE_LLM_BASE_URL)")
@@ -33,16 +45,16 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
             "cache": not args.no_cache, "cache_path": args.cache_path}
 
 
-def _silence_if_quiet(args: argparse.Namespace) -> None:
-    """Under --quiet, hide the model loaders' progress bars too."""
-    if getattr(args, "quiet", False):
-        os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF loader's own tqdm bar
-        try:
-            from transformers.utils import logging as hf_logging
+def _generator_config(args: argparse.Namespace) -> dict[str, Any]:
+    return {**_config(args), "threads": getattr(args, "threads", None), "parallel": args.parallel,
+            "extra_body": args.extra_body}
 
-            hf_logging.disable_progress_bar()
-        except ImportError:
-            pass
+
+def _silence_if_quiet(args: argparse.Namespace) -> None:
+    """Under --quiet, hide the model loaders' progress bars too (set before anything is imported)."""
+    if getattr(args, "quiet", False):
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -52,7 +64,7 @@ def _generate(args: argparse.Namespace) -> int:
     params = GenerationParams(temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
                               stop=tuple(args.stop or ()), seed=args.seed, n=args.n)
     _silence_if_quiet(args)
-    gen = load_generator(**_config(args))
+    gen = load_generator(**_generator_config(args))
     prompts: list[Any]
     if args.raw:
         prompts = list(args.prompt)
@@ -89,6 +101,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", default="minilm", help="minilm, a sentence-transformers folder, or none")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default localhost only)")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--backend", choices=["local", "llamacpp", "transformers"], default="local",
+                   help="local = llama.cpp for a GGUF model on CPU when llama-cpp-python is installed, "
+                        "else transformers")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--batch-window-ms", type=float, default=30.0,
@@ -102,7 +117,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535; got {args.port}")
     serve(args.model, host=args.host, port=args.port, encoder=args.encoder, device=args.device,
-          batch_size=args.batch_size, batch_window_s=args.batch_window_ms / 1000, log_level=args.log_level)
+          batch_size=args.batch_size, batch_window_s=args.batch_window_ms / 1000, log_level=args.log_level,
+          backend=args.backend)
     return 0
 
 
@@ -113,7 +129,7 @@ def _cache_stats(args: argparse.Namespace) -> int:
     print(f"cache: {stats.path}")
     print(f"entries: {stats.entries}  size: {stats.size_bytes / 2**20:.2f} MiB")
     for kind, backend, model, n in stats.by_kind:
-        print(f"  {kind:8s} {backend:5s} {model}: {n}")
+        print(f"  {kind:8s} {backend:12s} {model}: {n}")
     return 0
 
 
@@ -148,7 +164,7 @@ def register(subparsers: Any, add_common: Callable[[argparse.ArgumentParser], No
 
     e = sub.add_parser("embed", help="embed one or more texts (cached); prints JSON lines")
     e.add_argument("text", nargs="+")
-    _add_backend(e, "minilm")
+    _add_backend(e, "minilm", generation=False)
     add_common(e)
     e.set_defaults(func=_embed)
 

@@ -109,39 +109,10 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-class _LazyLocalBackend:
-    """A local generation backend that loads its model on the first cache miss only, so a run
-    whose prompts are all cached never loads the LLM (same name and fingerprint, same cache keys)."""
-
-    name = "local"
-
-    def __init__(self, model: str, device: str, batch_size: int) -> None:
-        from recwise.llm import resolve_model
-
-        self._args = (model, device, batch_size)
-        self.fingerprint = resolve_model(model).fingerprint
-        self._backend: Any = None
-
-    @property
-    def loaded(self) -> bool:
-        return self._backend is not None
-
-    def complete(self, rows: Sequence[Any]) -> list[Any]:
-        if self._backend is None:
-            from recwise.llm import LocalBackend
-
-            model, device, batch_size = self._args
-            self._backend = LocalBackend(model, device=device, batch_size=batch_size)
-        return self._backend.complete(rows)
-
-
 def lazy_generator(options: dict[str, Any] | None = None) -> Any:
-    """:func:`recwise.llm.load_generator`, except that a local model is loaded at its first cache miss."""
+    """:func:`recwise.llm.load_generator` from the ``llm.*`` options (a local model loads at its first
+    cache miss, so a run whose prompts are all cached never loads the LLM)."""
     from recwise.config import config_from_dict
-    from recwise.llm import Generator, GeneratorConfig, LLMCache, load_generator
+    from recwise.llm import GeneratorConfig, load_generator
 
-    cfg = config_from_dict(GeneratorConfig, dict(options or {}), where="llm")
-    if cfg.backend != "local":
-        return load_generator(cfg)
-    backend = _LazyLocalBackend(cfg.model or "smollm2", cfg.device, cfg.batch_size)
-    return Generator(backend, LLMCache(cfg.cache_path) if cfg.cache else None)
+    return load_generator(config_from_dict(GeneratorConfig, dict(options or {}), where="llm"))

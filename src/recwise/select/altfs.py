@@ -340,29 +340,6 @@ class SurrogateGate(Gate):
 # ---------------------------------------------------------------------------- the selector
 
 
-class LazyLocalBackend:
-    """A local backend that loads its weights at the first cache miss (a fully cached re-run loads nothing).
-
-    ``name`` and ``fingerprint`` equal :class:`~recwise.llm.LocalBackend`'s, so cache entries are shared.
-    """
-
-    name = "local"
-
-    def __init__(self, model: str, device: str) -> None:
-        from recwise.llm import resolve_model
-
-        self.model_name, self.device = model, device
-        self.fingerprint = resolve_model(model).fingerprint
-        self._backend: Any = None
-
-    def complete(self, rows: Sequence[Any]) -> list[Any]:
-        if self._backend is None:
-            from recwise.llm import LocalBackend
-
-            self._backend = LocalBackend(self.model_name, device=self.device)
-        return list(self._backend.complete(rows))
-
-
 @register_selector("altfs")
 class AltFS(FieldSelector):
     """AltFS / SELF: LLM rankings (stage 1) + surrogate-weighted vote (stage 2).
@@ -394,15 +371,16 @@ class AltFS(FieldSelector):
             labels = [f"{g.backend.name}:{g.backend.fingerprint}" for g in self._generators]
             labels = [lb if labels.count(lb) == 1 else f"{lb}#{i}" for i, lb in enumerate(labels)]
             return list(zip(labels, self._generators))
-        from recwise.llm import Generator, LLMCache, load_generator
+        from recwise.llm import load_generator
 
         out: list[tuple[str, Any]] = []
         for spec in self.config.llms:
             backend, model = parse_spec(spec)
             gen: Any
             if backend == "local":
-                gen = Generator(LazyLocalBackend(model or "smollm2", self.config.llm_device),
-                                LLMCache(self.config.cache_path))
+                # the model loads at the first prompt the cache cannot answer
+                gen = load_generator(backend="local", model=model, device=self.config.llm_device,
+                                     cache_path=self.config.cache_path)
             else:
                 gen = load_generator(backend="http", model=model, base_url=self.config.base_url,
                                      cache_path=self.config.cache_path)
