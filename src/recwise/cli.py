@@ -222,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     llm_cli.register(sub, _add_common)
     report_cli.register(sub, _add_common)
-    from recwise.tasks.retrieval import cli as retrieval_cli  # `retrieval negatives show`
+    # `retrieval negatives show`; imported as a module path: `from recwise.tasks.retrieval import cli` would
+    # first ask the package's lazy __getattr__, which imports the protocol (and torch) on every command
+    import recwise.tasks.retrieval.cli as retrieval_cli
 
     retrieval_cli.register(sub, _add_common)
     return parser
