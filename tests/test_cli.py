@@ -116,3 +116,13 @@ def test_bench_is_resumable_and_records_failures(ml100k_dir: Path, rw_home: Path
                                                         ("sharedbottom", "0"), ("sharedbottom", "1")}
     md = (out / "results.md").read_text()
     assert "± " in md and "| sharedbottom | 2 |" in md
+
+
+def test_building_the_cli_loads_no_heavy_library() -> None:
+    """Every task's package and command group is imported to build the parser; none may pull torch in
+    (a fully cached `recwise llm generate` must not pay for it)."""
+    code = ("import sys\nfrom recwise.cli import build_parser\nbuild_parser()\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'llama_cpp', 'sentence_transformers', 'ray') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
