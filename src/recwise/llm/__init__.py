@@ -30,6 +30,7 @@ from recwise.llm._generator import (
     Message,
     Prompt,
     Row,
+    image_part,
     params_from_mapping,
 )
 from recwise.llm._http import HttpBackend, HttpClient, HttpEncoderBackend
@@ -84,6 +85,7 @@ __all__ = [
     "cache_key",
     "choose_local_backend",
     "default_cache_path",
+    "image_part",
     "l2_normalise",
     "llama_cpp_available",
     "load_encoder",

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from recwise.errors import ConfigError, RecwiseError
@@ -20,6 +21,8 @@ from recwise.llm._cache import LLMCache, cache_key
 
 __all__ = [
     "Backend",
+    "image_part",
+    "text_only",
     "Completion",
     "GenerationParams",
     "Generator",
@@ -32,8 +35,12 @@ __all__ = [
     "row_seed",
 ]
 
-Message = Mapping[str, str]
-"""One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
+Message = Mapping[str, Any]
+"""One chat message: ``{"role": "system" | "user" | "assistant", "content": ...}``.
+
+``content`` is a str, or (for a vision model behind the HTTP backend) a list of OpenAI-style parts:
+``{"type": "text", "text": str}`` and ``{"type": "image_url", "image_url": {"url": str}}`` (an
+``https://`` or ``data:image/...;base64,`` URL; :func:`image_part` builds one from a file)."""
 
 Prompt = str | Sequence[Message]
 """Plain text, or a chat given as a sequence of messages."""
@@ -127,7 +134,26 @@ class Backend(Protocol):
         ...
 
 
-def normalise_prompt(prompt: Prompt) -> str | list[dict[str, str]]:
+def _check_content(i: int, content: Any) -> str | list[dict[str, Any]]:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, Sequence) or not content:
+        raise ConfigError(f"message {i}: content must be a str or a non-empty list of parts; got {content!r}")
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind == "text" and set(part) == {"type", "text"} and isinstance(part["text"], str):
+            parts.append({"type": "text", "text": part["text"]})
+        elif (kind == "image_url" and set(part) == {"type", "image_url"} and isinstance(part["image_url"], Mapping)
+              and isinstance(part["image_url"].get("url"), str)):
+            parts.append({"type": "image_url", "image_url": dict(part["image_url"])})
+        else:
+            raise ConfigError(f"message {i}: a content part must be {{'type': 'text', 'text': str}} or "
+                              f"{{'type': 'image_url', 'image_url': {{'url': str}}}}; got {part!r}")
+    return parts
+
+
+def normalise_prompt(prompt: Prompt) -> str | list[dict[str, Any]]:
     """Check a prompt and return it as a str or a list of plain ``{"role", "content"}`` dicts."""
     if isinstance(prompt, str):
         return prompt
@@ -137,10 +163,49 @@ def normalise_prompt(prompt: Prompt) -> str | list[dict[str, str]]:
     for i, msg in enumerate(prompt):
         if not isinstance(msg, Mapping) or set(msg) != {"role", "content"}:
             raise ConfigError(f"message {i} must be a mapping with exactly 'role' and 'content'; got {msg!r}")
-        if msg["role"] not in _ROLES or not isinstance(msg["content"], str):
-            raise ConfigError(f"message {i}: role must be one of {list(_ROLES)} and content a str; got {msg!r}")
-        out.append({"role": str(msg["role"]), "content": msg["content"]})
+        if msg["role"] not in _ROLES:
+            raise ConfigError(f"message {i}: role must be one of {list(_ROLES)}; got {msg!r}")
+        out.append({"role": str(msg["role"]), "content": _check_content(i, msg["content"])})
     return out
+
+
+def text_only(messages: Sequence[Message], backend: str) -> list[dict[str, str]]:
+    """Messages whose content is plain text (text parts joined); an image part is a ConfigError naming ``backend``."""
+    out = []
+    for m in messages:
+        content = m["content"]
+        if not isinstance(content, str):
+            if any(p["type"] != "text" for p in content):
+                raise ConfigError(f"the {backend} backend runs text-only models; a message with an image needs a "
+                                  "vision model behind the HTTP backend (backend='http')")
+            content = "\n".join(p["text"] for p in content)
+        out.append({"role": str(m["role"]), "content": content})
+    return out
+
+
+def image_part(path: str | Path, *, detail: str | None = None) -> dict[str, Any]:
+    """An OpenAI-style image content part holding the file as a base64 ``data:`` URL.
+
+    >>> msg = {"role": "user", "content": [{"type": "text", "text": "Where was this taken?"},
+    ...                                    image_part("photo.jpg")]}          # doctest: +SKIP
+    """
+    import base64
+    import mimetypes
+
+    from recwise.errors import DataError
+
+    path = Path(path)
+    mime = mimetypes.guess_type(path.name)[0] or ""
+    if not mime.startswith("image/"):
+        raise ConfigError(f"{path}: not an image file name (expected .jpg, .png, .webp, ...)")
+    try:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the image ({exc.strerror})") from None
+    url: dict[str, Any] = {"url": f"data:{mime};base64,{data}"}
+    if detail is not None:
+        url["detail"] = detail
+    return {"type": "image_url", "image_url": url}
 
 
 def row_seed(seed: int, sample: int) -> int:

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from recwise.errors import ConfigError, DataError, DependencyError
-from recwise.llm._generator import Completion, LLMError, Row
+from recwise.llm._generator import Completion, LLMError, Row, text_only
 from recwise.llm._local import ModelSource, resolve_model
 
 __all__ = ["LlamaCppBackend", "available_cores", "llama_cpp_available"]
@@ -160,7 +160,7 @@ class LlamaCppBackend:
                     out = llm.create_completion(row.prompt, **kw)
                     text = out["choices"][0]["text"]
                 else:
-                    out = llm.create_chat_completion(messages=[dict(m) for m in row.prompt], **kw)
+                    out = llm.create_chat_completion(messages=text_only(row.prompt, "llamacpp"), **kw)
                     text = out["choices"][0]["message"]["content"] or ""
             except ValueError as exc:  # e.g. "Requested tokens (5000) exceed context window of 4096"
                 raise LLMError(f"llama.cpp: {exc} (raise option 'context' or shorten the prompt)") from None

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from recwise.errors import ConfigError, DataError, DependencyError
-from recwise.llm._generator import Completion, GenerationParams, Row
+from recwise.llm._generator import Completion, GenerationParams, Row, text_only
 
 __all__ = ["KNOWN_MODELS", "LocalBackend", "ModelSource", "dequantized_dir", "models_dir", "resolve_model",
            "select_device"]
@@ -306,7 +306,7 @@ class LocalBackend:
         """The exact text fed to the model for a prompt, and whether special tokens are added."""
         if isinstance(prompt, str):
             return prompt, True
-        return _chat_text(self.tokenizer, self._model_type, [dict(m) for m in prompt])
+        return _chat_text(self.tokenizer, self._model_type, text_only(prompt, "transformers"))
 
     def count_tokens(self, text: str) -> int:
         """Tokens in ``text`` under this model's tokenizer."""

@@ -312,8 +312,10 @@ def _with_reminder(prompt: Prompt, reminder: str) -> Prompt:
         return f"{p}\n{reminder}\n"
     msgs = list(p)
     last = msgs[-1]
-    if last["role"] == "user":
+    if last["role"] == "user" and isinstance(last["content"], str):
         msgs[-1] = {"role": "user", "content": f"{last['content']}\n\n{reminder}"}
+    elif last["role"] == "user":  # content parts (e.g. an image): the reminder is one more text part
+        msgs[-1] = {"role": "user", "content": [*last["content"], {"type": "text", "text": reminder}]}
     else:
         msgs.append({"role": "user", "content": reminder})
     return msgs
