@@ -126,19 +126,25 @@ class LlamaCppBackend:
                 if not llama_cpp_available():
                     raise DependencyError(f"the llamacpp backend needs llama-cpp-python: {_INSTALL_HINT}")
                 from llama_cpp import Llama
+                from llama_cpp._utils import suppress_stdout_stderr
 
                 path = str(self.source.folder / str(self.source.gguf_file))
                 per = max(1, self.threads // self.parallel)
                 pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
                 try:
-                    for _ in range(self.parallel):
-                        pool.put(Llama(path, n_ctx=self.context, n_threads=per, n_threads_batch=per,
-                                       n_gpu_layers=self.gpu_layers, chat_format=_CHAT_FORMATS.get(self.source.label),
-                                       verbose=False))
+                    # llama.cpp logs some notices (e.g. Gemma's SWA cache) even with verbose=False
+                    with suppress_stdout_stderr(disable=False):
+                        contexts = [self._context(Llama, path, per) for _ in range(self.parallel)]
+                    for ctx in contexts:
+                        pool.put(ctx)
                 except ValueError as exc:
                     raise DataError(f"llama.cpp cannot load {path}: {exc}") from None
                 self._pool = pool
             return self._pool
+
+    def _context(self, llama: Any, path: str, threads: int) -> Any:
+        return llama(path, n_ctx=self.context, n_threads=threads, n_threads_batch=threads,
+                     n_gpu_layers=self.gpu_layers, chat_format=_CHAT_FORMATS.get(self.source.label), verbose=False)
 
     def _one(self, row: Row) -> Completion:
         pool = self._contexts()
