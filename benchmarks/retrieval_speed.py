@@ -48,12 +48,13 @@ def bench_finetune(triples: list, repeats: int, batch: int, seq: int) -> dict:
 
     from recwise.retrieval import FinetuneConfig, finetune, local_sentence_transformer, training_dataset
 
-    ours, plain = [], []
-    for _ in range(repeats):
+    def run_ours() -> float:
         model = local_sentence_transformer("minilm")
         t = time.perf_counter()
         finetune(model, triples, FinetuneConfig(epochs=1, batch_size=batch, max_seq_length=seq), seed=0)
-        ours.append(len(triples) / (time.perf_counter() - t))
+        return len(triples) / (time.perf_counter() - t)
+
+    def run_plain() -> float:
         model = local_sentence_transformer("minilm")
         model.max_seq_length = seq
         t = time.perf_counter()
@@ -63,7 +64,17 @@ def bench_finetune(triples: list, repeats: int, batch: int, seq: int) -> dict:
             save_strategy="no", report_to="none", logging_strategy="no", disable_tqdm=True, use_cpu=True)
         SentenceTransformerTrainer(model=model, args=args, train_dataset=training_dataset(triples),
                                    loss=MultipleNegativesRankingLoss(model)).train()
-        plain.append(len(triples) / (time.perf_counter() - t))
+        return len(triples) / (time.perf_counter() - t)
+
+    run_plain()  # warm-up (first-call costs of torch and the trainer), not measured
+    ours, plain = [], []
+    for i in range(repeats):  # alternate which side goes first
+        if i % 2 == 0:
+            ours.append(run_ours())
+            plain.append(run_plain())
+        else:
+            plain.append(run_plain())
+            ours.append(run_ours())
     o, p = statistics.median(ours), statistics.median(plain)
     return {"triples": len(triples), "recwise_examples_per_s": o, "plain_st_examples_per_s": p, "ratio": o / p,
             "recwise_all": ours, "plain_all": plain}
