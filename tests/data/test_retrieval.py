@@ -78,6 +78,10 @@ def test_beir_layout_and_cache(tmp_path: Path) -> None:
     assert len(entries) == 1 and (entries[0] / "meta.json").exists()
     again = load_collection("tiny", raw, root=tmp_path)  # from the cache
     assert again.doc_ids.to_list() == col.doc_ids.to_list() and again.qrel_gain.tolist() == col.qrel_gain.tolist()
+    import pickle  # the grid's Ray executor ships the collection to its workers
+
+    shipped = pickle.loads(pickle.dumps(again))
+    assert shipped.doc_texts() == col.doc_texts() and shipped.qrels_dict() == col.qrels_dict()
     (raw / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\n")  # a change: a new key
     assert load_collection("tiny", raw, root=tmp_path).qrels_dict() == {"q1": {"d2": 1}}
 
