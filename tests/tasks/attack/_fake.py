@@ -48,6 +48,7 @@ class FakeBackend:
     flag_word: str = "So far"
     review_fixes: bool = True
     empty: bool = False
+    wrong: bool = False  # every solution ends "The answer is: 999."
     seen: list[Any] = field(default_factory=list)
 
     def complete(self, rows: Sequence[Any]) -> list[Completion]:
@@ -71,6 +72,8 @@ class FakeBackend:
         return self._solve(last, trust_injection=True)
 
     def _solve(self, text: str, *, trust_injection: bool) -> str:
+        if self.wrong:
+            return "1. I guess.\n\nThe answer is: 999."
         q = text.removeprefix(INSTRUCTION).split("[Your Problem]")[-1].split("[Question] \n\n")[-1]
         story = solve_story(q.split("[Solution]")[0].split("\n\nThe answer is:")[0].strip())
         if story is None:

@@ -60,6 +60,21 @@ def test_a_usable_rewrite_is_injected_without_fallback(tmp_path: Path) -> None:
     assert rec["modified_question"] == rewrite and rec["preemptive"] == "101."
 
 
+def test_a_rewrite_that_repeats_the_question_is_unusable(tmp_path: Path) -> None:
+    """A tiny assistant often returns the question unchanged and then solves it wrongly: that is no
+    rewrite, so the fallback steps in (a different answer alone would not be enough)."""
+    target = Generator(FakeBackend(), LLMCache(str(tmp_path / "t.sqlite")))
+    assistant = Generator(FakeBackend(wrong=True), LLMCache(str(tmp_path / "a.sqlite")))
+    rows = run(PROBLEMS, AttackConfig(detect=False), model="fake", dataset="d", progress=False,
+               gens={"target": target, "assistant": assistant, "detector": target})
+    v = {r.metric: r.value for r in rows}
+    assert v["rewrite_unusable_rate"] == 1.0 and v["fallback_rate"] == 1.0
+    other = FakeBackend(wrong=True, rewrite="Sam has 100 coins. He finds 1 more coins. How many coins?")
+    rows = run(PROBLEMS, AttackConfig(detect=False), model="fake", dataset="d", progress=False,
+               gens={"target": target, "assistant": Generator(other, None), "detector": target})
+    assert {r.metric: r.value for r in rows}["fallback_rate"] == 0.0  # a new question with another answer
+
+
 def test_baselines_defence_and_stealth(tmp_path: Path) -> None:
     mistake, _ = _run(tmp_path, "mistake", defence="self-review")
     assert mistake["detection_rate"] == 1.0 and mistake["detection_rate_clean"] == 0.0  # the fake flags "So far"

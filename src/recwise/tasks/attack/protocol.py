@@ -6,10 +6,10 @@ One run = one target model, one dataset slice, one attack at one sigma and one s
 2. injection, per attack (:mod:`.attacks`):
    - ``seed-p``: the assistant LLM solves the question, rewrites it so that it "strictly leads to a
      different answer" and solves the rewrite; the rewrite's first steps and its answer are injected.
-     A rewrite is *unusable* when it states no answer or the gold one; then the deterministic
-     fallback changes one number of the question and recomputes the known chain (GSM8K's
-     annotations, the generated problems' operations); where no chain is known the assistant's text
-     is injected as is (as released). Both counts are recorded;
+     A rewrite is *unusable* when it is empty or the question itself, or its solution states no
+     answer or the gold one; then the deterministic fallback changes one number of the question and
+     recomputes the known chain (GSM8K's annotations, the generated problems' operations); where no
+     chain is known the assistant's text is injected as is (as released). Both counts are recorded;
    - ``seed-s``: the target's own clean trace, cut after the same number of steps, its last kept
      step altered (:func:`~.attacks.alter_step`);
    - ``preemptive``: only ``The answer is: <wrong>`` before an empty solution (UPA/MPA style);
@@ -238,7 +238,8 @@ def _seed_p(problems: list[Problem], cfg: AttackConfig, gen: Any, seed: int, pro
         pred = extract_answer(sol, p.kind, lenient=cfg.extraction == "lenient")
         same = judge(sol, p.answer, p.kind, lenient=cfg.extraction == "lenient") is True
         source = "assistant"
-        if not q or pred is None or pred == "" or same:
+        unchanged = " ".join(q.split()).lower() == " ".join(p.question.split()).lower()
+        if not q.strip() or unchanged or pred is None or pred == "" or same:
             fb = perturb_problem(p, seed)
             if fb is not None:
                 q, sol, source = fb.question, numbered(fb.solution, fb.answer), "fallback"
