@@ -1,0 +1,174 @@
+"""G3's geo-alignment (Jia et al., NeurIPS 2024, ``utils/G3.py``): trainable heads and two CLIP losses.
+
+A query embedding ``q`` (a frozen image tower's, or here a frozen text encoder's) is mapped by two
+heads, each ``Linear -> ReLU -> Linear``: ``query_to_text`` into the space of the texts
+"{city}, {region}, {country}" (their frozen embeddings through ``text_head``) and ``query_to_gps``
+into the space of GPS (GeoCLIP's location encoder, frozen here, through ``location_head``).
+Loss = symmetric CLIP loss(query, text) + symmetric CLIP loss(query, GPS), each with its own
+learnable temperature (initialised to 3.99 as released, i.e. logits x e^3.99 ~ 54).
+
+Defaults are the released training settings: AdamW lr 3e-5, weight decay 1e-6, StepLR gamma 0.87
+per epoch, batch 256, 10 epochs. Differences from the release: the location encoder is frozen
+(its 512-d features are computed once), so training touches only the heads.
+
+Example::
+
+    heads = GeoAligner(query_dim=384, text_dim=384)
+    history = train_alignment(heads, q, t, loc, AlignConfig(epochs=1), seed=0)
+    db = heads.database_embedding(torch.from_numpy(q))     # (N, 3 * 384): [q, q->text, q->gps], each unit
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recwise.errors import ConfigError
+
+__all__ = ["AlignConfig", "GeoAligner", "clip_loss", "train_alignment"]
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Alignment training (released defaults)."""
+
+    lr: float = 3e-5
+    weight_decay: float = 1e-6
+    gamma: float = 0.87  # StepLR factor per epoch
+    batch_size: int = 256
+    epochs: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "gamma"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
+                raise ConfigError(f"option 'align.{name}' must be a number > 0; got {v!r}")
+        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, int | float) \
+                or self.weight_decay < 0:
+            raise ConfigError(f"option 'align.weight_decay' must be a number >= 0; got {self.weight_decay!r}")
+        for name in ("batch_size", "epochs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (2 if name == "batch_size" else 0):
+                raise ConfigError(f"option 'align.{name}' must be an int >= {2 if name == 'batch_size' else 0}; "
+                                  f"got {v!r}")
+
+
+def clip_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch of unit rows: row i of ``a`` matches row i of ``b``."""
+    logits = logit_scale.exp() * a @ b.T  # (B, B)
+    target = torch.arange(len(a), device=a.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def _head(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.ReLU(), nn.Linear(d_hidden, d_out))
+
+
+class GeoAligner(nn.Module):
+    """The four heads and two temperatures of G3's alignment.
+
+    Args:
+        query_dim: the query encoder's width (768 for CLIP ViT-L/14's projection, 384 for MiniLM).
+        text_dim: the text encoder's width.
+        location_dim: the location encoder's width (512, GeoCLIP).
+    """
+
+    def __init__(self, query_dim: int, text_dim: int, location_dim: int = 512) -> None:
+        super().__init__()
+        self.query_to_text = _head(query_dim, query_dim, query_dim)
+        self.text_head = _head(text_dim, text_dim, query_dim)
+        self.query_to_gps = _head(query_dim, query_dim, query_dim)
+        self.location_head = _head(location_dim, location_dim, query_dim)
+        self.logit_scale_text = nn.Parameter(torch.tensor(3.99))
+        self.logit_scale_gps = nn.Parameter(torch.tensor(3.99))
+
+    def loss(self, query: torch.Tensor, text: torch.Tensor, location: torch.Tensor) -> torch.Tensor:
+        """(B, q), (B, t), (B, 512) -> CLIP(query, text) + CLIP(query, GPS)."""
+        loss_text = clip_loss(F.normalize(self.query_to_text(query), dim=-1),
+                              F.normalize(self.text_head(text), dim=-1), self.logit_scale_text)
+        loss_gps = clip_loss(F.normalize(self.query_to_gps(query), dim=-1),
+                             F.normalize(self.location_head(location), dim=-1), self.logit_scale_gps)
+        return loss_text + loss_gps
+
+    def gps_space(self, query: torch.Tensor) -> torch.Tensor:
+        """Queries in the GPS space, unit rows (B, q): what verification compares candidates with."""
+        return F.normalize(self.query_to_gps(query), dim=-1)
+
+    def location_space(self, location: torch.Tensor) -> torch.Tensor:
+        """Location-encoder features (..., 512) in the GPS space, unit rows."""
+        return F.normalize(self.location_head(location), dim=-1)
+
+    def database_embedding(self, query: torch.Tensor) -> torch.Tensor:
+        """G3's database / search vector: [query, query->text, query->gps], each L2-normalised (B, 3q)."""
+        return torch.cat([F.normalize(query, dim=-1), F.normalize(self.query_to_text(query), dim=-1),
+                          self.gps_space(query)], dim=-1)
+
+    @torch.no_grad()
+    def verify(self, query: torch.Tensor, candidate_locations: torch.Tensor,
+               valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Geo-verification: cosine of each query's GPS-space vector with each of its candidates.
+
+        Args:
+            query: (B, q) query embeddings.
+            candidate_locations: (B, C, 512) location-encoder features of the candidates.
+            valid: (B, C) bool; invalid candidates never win (a row with none gets index 0).
+
+        Returns:
+            (scores (B, C), best index (B,)).
+        """
+        q = self.gps_space(query)  # (B, d)
+        c = self.location_space(candidate_locations)  # (B, C, d)
+        scores = torch.einsum("bd,bcd->bc", q, c)
+        if valid is not None:
+            scores = scores.masked_fill(~valid, float("-inf"))
+        best = scores.argmax(dim=1)
+        if valid is not None:
+            best = torch.where(valid.any(dim=1), best, torch.zeros_like(best))
+        return scores, best
+
+
+def train_alignment(model: GeoAligner, query: np.ndarray, text: np.ndarray, location: np.ndarray,
+                    config: AlignConfig, *, seed: int, progress: bool = False) -> dict[str, list[float]]:
+    """Train the heads on aligned rows of (query, text, location features); return per-epoch loss and seconds."""
+    n = len(query)
+    if not (len(text) == len(location) == n) or n < 2:
+        raise ConfigError(f"alignment needs >= 2 aligned rows; got {n} queries, {len(text)} texts, "
+                          f"{len(location)} locations")
+    q, t, loc = (torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32) for a in (query, text, location))
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=config.gamma)
+    history: dict[str, list[float]] = {"loss": [], "seconds": []}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.epochs, desc="align", unit="epoch")
+    model.train()
+    for _ in range(config.epochs):
+        start, total, steps = time.perf_counter(), 0.0, 0
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n - 1, config.batch_size):
+            idx = perm[i:i + config.batch_size]
+            if len(idx) < 2:  # a CLIP loss needs negatives
+                continue
+            loss = model.loss(q[idx], t[idx], loc[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, steps = total + float(loss.detach()), steps + 1
+        sched.step()
+        history["loss"].append(total / max(steps, 1))
+        history["seconds"].append(time.perf_counter() - start)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
+    if bar is not None:
+        bar.close()
+    model.eval()
+    return history
