@@ -70,6 +70,36 @@ def _add_task_parsers(run_sub: argparse._SubParsersAction, bench_sub: argparse._
             q.set_defaults(func=cmd_bench if bench else cmd_run, task_name=name)
 
 
+def _add_tune_parsers(tune_sub: argparse._SubParsersAction) -> None:
+    from recwise.bench import add_grid_arguments
+    from recwise.bench.tune import add_tune_arguments
+    from recwise.tasks.base import TASKS
+
+    for name in TASKS.names():
+        task = TASKS.get(name)
+        help_ = f"{task.help}: the same Optuna budget for every {task.unit}"
+        q = tune_sub.add_parser(name, help=help_, description=help_)
+        q.add_argument("--dataset", default=task.default_dataset, help=task.dataset_help or None)
+        q.add_argument("--data-dir", default=None, help="read the raw files from this folder")
+        q.add_argument("--epochs", type=int, default=None, help="maximum epochs of a trial")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=task.set_help)
+        q.add_argument(f"--{task.unit}s", dest="units", default=task.default_units, metavar="NAMES",
+                       help=f"{task.units_help} (one study each; default {task.default_units})")
+        q.add_argument("--seed", type=int, default=0, help="training seed of every trial")
+        q.add_argument("--out", type=Path, default=None,
+                       help=f"study.db, presets.yaml, cells/ (default results/tune-{task.out_prefix or name}"
+                            "-<dataset>)")
+        add_tune_arguments(q)
+        add_grid_arguments(q)
+        g = q.add_mutually_exclusive_group()
+        g.add_argument("--deterministic", dest="deterministic", action="store_true", default=None,
+                       help="each trial computes on one thread (default)")
+        g.add_argument("--no-deterministic", dest="deterministic", action="store_false")
+        task.add_arguments(q, bench=True)
+        _add_common(q)
+        q.set_defaults(func=cmd_tune, task_name=name)
+
+
 def _deterministic(args: argparse.Namespace, *, bench: bool) -> bool:
     return bench if args.deterministic is None else bool(args.deterministic)
 
@@ -126,6 +156,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
           f"({grid['executor']} executor, {'deterministic' if grid['deterministic'] else 'not deterministic'}); "
           f"results in {out / 'results.csv'} and {out / 'results.md'}")
     return 1 if res.failed else 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from recwise.bench.tune import report_markdown, tune, tune_config, tune_grid_options
+    from recwise.tasks.base import get_task, run_task_cell
+
+    task = get_task(args.task_name)
+    units = task.expand_units(args.units)
+    cfg = tune_config(args)
+    grid = tune_grid_options(args, deterministic=_deterministic(args, bench=True))
+    task.options(args, units)  # the user's --set checked before any data is read
+    out: Path = args.out or Path("results") / f"tune-{task.out_prefix or task.name}-{args.dataset}"
+    reports = tune(task, args, units, cfg, out, cell_fn=run_task_cell, grid=grid)
+    print(report_markdown(task, args.dataset, reports))
+    print(f"studies in {cfg.storage or out / 'study.db'}; best configurations in {out / 'presets.yaml'}")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="a grid of models x seeds: resumable, local or on Ray, into the results store")
     bench_sub = p.add_subparsers(dest="task", required=True)
     _add_task_parsers(run_sub, bench_sub)
+    p = sub.add_parser("tune", help="Optuna studies with the same budget for every model; writes presets")
+    _add_tune_parsers(p.add_subparsers(dest="task", required=True))
 
     p = sub.add_parser("models", help="list the models (or methods) of a task")
     p.add_argument("task", choices=TASKS.names())

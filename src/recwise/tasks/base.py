@@ -81,6 +81,8 @@ class Task(ABC):
     set_help: ClassVar[str] = "override an option: train.lr=1e-3 (repeatable)"
     out_prefix: ClassVar[str] = ""  # runs/<prefix>-<dataset>/..., results/<prefix>-<dataset>
     summary_metrics: ClassVar[tuple[str, ...]] = ("auc", "logloss")  # the metrics of the default tables
+    tune_metric: ClassVar[str] = "auc"  # `recwise tune` selects on this validation row (split val, segment all)
+    tune_direction: ClassVar[str] = "maximize"  # or "minimize"
 
     # -- what a cell varies -----------------------------------------------------------------
 
@@ -140,6 +142,23 @@ class Task(ABC):
     @abstractmethod
     def run_cell(self, cell: Cell, out_dir: Path, shared: Any, *, resume: bool, progress: bool) -> list[ResultRow]:
         """Run one cell into ``out_dir`` and return its rows."""
+
+    def search_space(self, unit: str) -> dict[str, Any]:
+        """What ``recwise tune`` searches for ``unit``: ``--set`` keys (``train.lr``, ``model.dropout``)
+        to :mod:`recwise.train.space` ranges.
+
+        The default is the training space every model shares (:data:`~recwise.train.space.TRAIN_SPACE`:
+        learning rate, weight decay, batch size) plus the ``search_space`` the unit's model class
+        declares beside its config (its widths and dropout), when the task registers models.
+        """
+        from recwise.registry import MODEL_PACKAGES, MODELS, get_model
+        from recwise.train.space import TRAIN_SPACE
+
+        space: dict[str, Any] = dict(TRAIN_SPACE) if "train" in self.scopes else {}
+        if "model" in self.scopes and (self.name in MODEL_PACKAGES or self.name in MODELS):
+            own = getattr(get_model(self.name, unit), "search_space", {})
+            space.update({f"model.{k}": v for k, v in own.items()})
+        return space
 
     # -- reporting ---------------------------------------------------------------------------
 

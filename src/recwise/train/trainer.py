@@ -15,11 +15,13 @@ only rank 0 writes checkpoints.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,8 +38,34 @@ from recwise.data.table import Batch, BatchLoader, StreamLoader, TableStream
 from recwise.errors import CheckpointError, ConfigError
 from recwise.train.checkpoint import load_training_state, save_training_state
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "dist_info", "init_distributed", "predict", "resolve_device",
-           "seed_everything"]
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "dist_info", "init_distributed", "observe_epochs", "predict",
+           "resolve_device", "seed_everything"]
+
+# called after every epoch of every Trainer.fit in this context with (step, validation score);
+# ``recwise tune`` reports the curve to Optuna's pruner through it (see observe_epochs)
+_EPOCH_OBSERVER: contextvars.ContextVar[Callable[[int, float], None] | None] = contextvars.ContextVar(
+    "recwise_epoch_observer", default=None)
+
+
+@contextlib.contextmanager
+def observe_epochs(fn: Callable[[int, float], None]) -> Iterator[None]:
+    """Call ``fn(step, score)`` after each epoch of every fit inside the block (rank 0 only).
+
+    ``step`` counts the epochs this block has seen, across fits (a task that trains twice in a
+    cell reports one curve). ``fn`` may raise to stop the training (Optuna's ``TrialPruned``);
+    the exception leaves ``fit`` after that epoch's checkpoint is written.
+    """
+    steps = [0]
+
+    def observe(_epoch: int, score: float) -> None:
+        fn(steps[0], score)
+        steps[0] += 1
+
+    token = _EPOCH_OBSERVER.set(observe)
+    try:
+        yield
+    finally:
+        _EPOCH_OBSERVER.reset(token)
 
 
 @dataclass(frozen=True)
@@ -288,6 +316,9 @@ class Trainer:
                     "history": history, "fingerprint": self.fingerprint,
                     "finished": bad >= c.patience or epoch == c.epochs - 1,
                 })
+            observer = _EPOCH_OBSERVER.get()
+            if observer is not None and self.rank == 0:
+                observer(epoch, score)
         bar.close()
         if bad >= c.patience:
             stopped = True

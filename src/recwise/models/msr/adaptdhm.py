@@ -37,6 +37,7 @@ from recwise.data.schema import Schema
 from recwise.models.msr._base import MSRModel, pick_scenario
 from recwise.nn import FeatureEmbedding
 from recwise.registry import register
+from recwise.train.space import Choice, Space
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,20 @@ class AdaptDHMConfig:
     checkpoint_centres: bool = True
 
 
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "fcn_dims": Choice(("32,32", "64,64", "128,128")),
+}
+
+
 @register("msr", "adaptdhm")
 class AdaptDHM(MSRModel):
     """Cluster routing by EMA soft k-means, one shared ⊙ cluster FCN per cluster."""
 
     Config = AdaptDHMConfig
+    search_space = SEARCH_SPACE
     centres: torch.Tensor
 
     def __init__(self, schema: Schema, config: AdaptDHMConfig) -> None:

@@ -42,6 +42,7 @@ from recwise.data.schema import Schema
 from recwise.models.msr._base import MSRModel
 from recwise.nn import FeatureEmbedding
 from recwise.registry import register
+from recwise.train.space import Choice, Float, Space
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,15 @@ class AdaSparseConfig:
     alpha_grows_in_eval: bool = False
 
 
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "mlp_dims": Choice(("16,16", "32,32", "64,64")),
+    "dropout": Float(0.0, 0.5),
+}
+
+
 class Pruner(nn.Module):
     """Domain-adaptive weighting factors: (B, S_dim), (B, n) -> (B, n)."""
 
@@ -100,6 +110,7 @@ class AdaSparse(MSRModel):
     """An MLP pruned unit by unit with factors computed from the scenario embedding."""
 
     Config = AdaSparseConfig
+    search_space = SEARCH_SPACE
     alpha: torch.Tensor
 
     def __init__(self, schema: Schema, config: AdaSparseConfig) -> None:

@@ -21,6 +21,7 @@ from recwise.data.schema import Schema
 from recwise.models.msr._base import MSRModel
 from recwise.nn import MLP, FeatureEmbedding
 from recwise.registry import register
+from recwise.train.space import Choice, Float, Space
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,15 @@ class LRConfig:
     init_std: float = 1e-4
 
 
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# (logistic regression has no width and no dropout)
+LR_SEARCH_SPACE: Space = {}
+
+
 @register("msr", "lr")
 class LogisticRegression(MSRModel):
     Config = LRConfig
+    search_space = LR_SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: LRConfig) -> None:
         super().__init__(schema, config)
@@ -52,9 +59,19 @@ class MLPConfig:
     dropout: float = 0.0
 
 
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+MLP_SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "fcn_dims": Choice(("64,32,16", "128,64,32", "256,128,64")),
+    "dropout": Float(0.0, 0.5),
+}
+
+
 @register("msr", "shared")
 class SharedNoScenario(MSRModel):
     Config = MLPConfig
+    search_space = MLP_SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: MLPConfig) -> None:
         super().__init__(schema, config)
@@ -68,6 +85,7 @@ class SharedNoScenario(MSRModel):
 @register("msr", "single")
 class SingleScenario(MSRModel):
     Config = MLPConfig
+    search_space = MLP_SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: MLPConfig) -> None:
         super().__init__(schema, config)

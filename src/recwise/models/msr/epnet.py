@@ -32,6 +32,7 @@ from recwise.data.schema import Schema
 from recwise.models.msr._base import MSRModel
 from recwise.nn import MLP, FeatureEmbedding
 from recwise.registry import register
+from recwise.train.space import Choice, Float, Space
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,15 @@ class EPNetConfig:
     def __post_init__(self) -> None:
         if self.gate_gamma <= 0:
             raise ValueError(f"gate_gamma must be > 0; got {self.gate_gamma}")
+
+
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "fcn_dims": Choice(("64,32,16", "128,64,32", "256,128,64")),
+    "dropout": Float(0.0, 0.5),
+}
 
 
 class GateNU(nn.Module):
@@ -77,6 +87,7 @@ class EPNet(MSRModel):
     """
 
     Config = EPNetConfig
+    search_space = SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: EPNetConfig) -> None:
         super().__init__(schema, config)

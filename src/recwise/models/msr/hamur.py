@@ -45,6 +45,7 @@ from recwise.data.schema import Schema
 from recwise.models.msr._base import MSRModel, pick_scenario
 from recwise.nn import MLP, FeatureEmbedding
 from recwise.registry import register
+from recwise.train.space import Choice, Space
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,14 @@ class HAMURConfig:
             raise ValueError(f"n_adapters must be in 1..len(fcn_dims)={len(self.fcn_dims)}; got {self.n_adapters}")
         if self.k < 1 or self.adapter_dim < 1:
             raise ValueError(f"k and adapter_dim must be >= 1; got k={self.k}, adapter_dim={self.adapter_dim}")
+
+
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "fcn_dims": Choice(("128,64", "256,128", "512,256")),
+}
 
 
 class AdapterNorm(nn.Module):
@@ -131,6 +140,7 @@ class HAMUR(MSRModel):
     """
 
     Config = HAMURConfig
+    search_space = SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: HAMURConfig) -> None:
         super().__init__(schema, config)

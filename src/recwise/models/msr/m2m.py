@@ -38,6 +38,7 @@ from recwise.errors import ConfigError
 from recwise.models.msr._base import MSRModel
 from recwise.nn import MLP, FeatureEmbedding
 from recwise.registry import register
+from recwise.train.space import Choice, Float, Space
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,16 @@ class M2MConfig:
     attend_across_batch: bool = False
 
 
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "expert_dim": Choice((8, 16, 32)),
+    "mlp_dims": Choice(("32,16", "64,32", "128,64")),
+    "transformer_dropout": Float(0.0, 0.5),
+}
+
+
 def _leaky(input_dim: int, output_dim: int) -> nn.Sequential:
     """torch-rechub's ``MLP(dims=[output_dim], activation="leakyrelu", output_layer=False)``."""
     return nn.Sequential(nn.Linear(input_dim, output_dim), nn.BatchNorm1d(output_dim), nn.LeakyReLU(0.1))
@@ -84,6 +95,7 @@ class M2M(MSRModel):
     """Transformer + experts, with meta attention and a meta tower generated from the scenario."""
 
     Config = M2MConfig
+    search_space = SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: M2MConfig) -> None:
         super().__init__(schema, config)

@@ -44,6 +44,7 @@ from recwise.data.schema import Schema
 from recwise.models.msr._base import MSRModel, pick_scenario
 from recwise.nn import FeatureEmbedding
 from recwise.registry import register
+from recwise.train.space import Choice, Space
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,15 @@ class M3oEConfig:
         if len(self.star_dims) != 2 or not self.expert_dims or self.n_shared_experts < 1:
             raise ValueError("star_dims needs 2 widths, expert_dims at least 1 and n_shared_experts >= 1; "
                              f"got {self.star_dims}, {self.expert_dims}, {self.n_shared_experts}")
+
+
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "star_dims": Choice(("64,32", "128,64", "256,128")),
+    "expert_dims": Choice(("16", "32", "64")),
+}
 
 
 def layer_norm_mlp(dims: tuple[int, ...]) -> nn.Sequential:
@@ -82,6 +92,7 @@ class M3oE(MSRModel):
     """
 
     Config = M3oEConfig
+    search_space = SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: M3oEConfig) -> None:
         super().__init__(schema, config)

@@ -17,6 +17,7 @@ from recwise.data.schema import Schema
 from recwise.models.msr._base import MSRModel, pick_scenario
 from recwise.nn import FeatureEmbedding, ParallelMLP
 from recwise.registry import register
+from recwise.train.space import Choice, Float, Space
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,20 @@ class MMoEConfig:
     dropout: float = 0.0
 
 
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "expert_dims": Choice(("8", "16", "32")),
+    "tower_dims": Choice(("4", "8", "16")),
+    "dropout": Float(0.0, 0.5),
+}
+
+
 @register("msr", "mmoe")
 class MMoE(MSRModel):
     Config = MMoEConfig
+    search_space = SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: MMoEConfig) -> None:
         super().__init__(schema, config)

@@ -32,6 +32,7 @@ from recwise.data.schema import Schema
 from recwise.models.msr._base import MSRModel, pick_scenario
 from recwise.nn import MLP, FeatureEmbedding
 from recwise.registry import register
+from recwise.train.space import Choice, Float, Space
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,16 @@ class PLEConfig:
     expert_dims: tuple[int, ...] = (16,)
     tower_dims: tuple[int, ...] = (8,)
     dropout: float = 0.0
+
+
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "expert_dims": Choice(("8", "16", "32")),
+    "tower_dims": Choice(("4", "8", "16")),
+    "dropout": Float(0.0, 0.5),
+}
 
 
 def _gate(input_dim: int, n_out: int) -> MLP:
@@ -109,6 +120,7 @@ class PLE(MSRModel):
     """Progressive Layered Extraction with one gate and one tower per scenario."""
 
     Config = PLEConfig
+    search_space = SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: PLEConfig) -> None:
         super().__init__(schema, config)

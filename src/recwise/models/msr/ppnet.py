@@ -40,6 +40,7 @@ from recwise.errors import ConfigError
 from recwise.models.msr._base import MSRModel, pick_scenario
 from recwise.nn import MLP, FeatureEmbedding
 from recwise.registry import register
+from recwise.train.space import Choice, Float, Space
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,15 @@ class PPNetConfig:
             raise ValueError("fcn_dims needs at least one width (each layer has its own gate)")
         if self.gate_gamma <= 0:
             raise ValueError(f"gate_gamma must be > 0; got {self.gate_gamma}")
+
+
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "fcn_dims": Choice(("64,32,16", "128,64,32", "256,128,64")),
+    "dropout": Float(0.0, 0.5),
+}
 
 
 class GateNU(nn.Module):
@@ -106,6 +116,7 @@ class PPNet(MSRModel):
     """
 
     Config = PPNetConfig
+    search_space = SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: PPNetConfig) -> None:
         super().__init__(schema, config)

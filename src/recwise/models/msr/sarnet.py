@@ -32,6 +32,7 @@ from recwise.data.schema import Schema
 from recwise.models.msr._base import MSRModel
 from recwise.nn import MLP, FeatureEmbedding
 from recwise.registry import register
+from recwise.train.space import Choice, Space
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,15 @@ class SARNetConfig:
     mlp_dims: tuple[int, ...] = (32, 32)
 
 
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "expert_dim": Choice((8, 16, 32)),
+    "mlp_dims": Choice(("16,16", "32,32", "64,64")),
+}
+
+
 class DebiasExpert(nn.Module):
     """BatchNorm1d then Linear: (B, input_dim) -> (B, output_dim)."""
 
@@ -74,6 +84,7 @@ class SARNet(MSRModel):
     """Scenario-aware transfer of the embedding, then a gated mix of shared and own debias experts."""
 
     Config = SARNetConfig
+    search_space = SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: SARNetConfig) -> None:
         super().__init__(schema, config)

@@ -17,6 +17,7 @@ from recwise.data.schema import Schema
 from recwise.models.msr._base import MSRModel, pick_scenario
 from recwise.nn import MLP, FeatureEmbedding
 from recwise.registry import register
+from recwise.train.space import Choice, Float, Space
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,20 @@ class SharedBottomConfig:
     dropout: float = 0.0
 
 
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "bottom_dims": Choice(("64", "128", "256")),
+    "tower_dims": Choice(("4", "8", "16")),
+    "dropout": Float(0.0, 0.5),
+}
+
+
 @register("msr", "sharedbottom")
 class SharedBottom(MSRModel):
     Config = SharedBottomConfig
+    search_space = SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: SharedBottomConfig) -> None:
         super().__init__(schema, config)

@@ -45,6 +45,7 @@ from recwise.errors import ConfigError
 from recwise.models.msr._base import MSRModel, pick_scenario
 from recwise.nn import MLP, FeatureEmbedding
 from recwise.registry import register
+from recwise.train.space import Choice, Space
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,15 @@ class STARConfig:
     def __post_init__(self) -> None:
         if self.norm_stats not in ("shared", "scenario"):
             raise ConfigError(f"model.norm_stats must be 'shared' or 'scenario'; got {self.norm_stats!r}")
+
+
+# tuned by `recwise tune msr` on top of recwise.train.space.TRAIN_SPACE (lr, weight decay, batch size):
+# the embedding width, the model's own widths (half, the default, double) and its dropout where it has one
+SEARCH_SPACE: Space = {
+    "embed_dim": Choice((8, 16, 32)),
+    "fcn_dims": Choice(("64,32,16", "128,64,32", "256,128,64")),
+    "aux_dims": Choice(("16", "32", "64")),
+}
 
 
 class StarFCN(nn.Module):
@@ -123,6 +133,7 @@ class STAR(MSRModel):
     """Star topology: shared ⊙ scenario FCN weights, domain norm, auxiliary network."""
 
     Config = STARConfig
+    search_space = SEARCH_SPACE
 
     def __init__(self, schema: Schema, config: STARConfig) -> None:
         super().__init__(schema, config)

@@ -45,6 +45,8 @@ class MSRTask(Task):
 
     def add_arguments(self, parser: argparse.ArgumentParser, *, bench: bool) -> None:
         parser.add_argument("--split-seed", type=int, default=2022, help="seed of the fixed train/val/test split")
+        parser.add_argument("--preset", default=None, metavar="FILE",
+                            help="preset YAML (e.g. `recwise tune`'s presets.yaml; default configs/msr/<dataset>.yaml)")
 
     def options(self, args: argparse.Namespace, units: Any) -> dict[str, Any]:
         from recwise.config import config_to_dict
@@ -53,7 +55,8 @@ class MSRTask(Task):
         opts = super().options(args, units)
         resolved = {}
         for m in units:  # checked (and resolved with the dataset's preset) before any data is read
-            tcfg, mcfg = resolve_configs(MSRRun(args.dataset, m, 0), opts["train"], opts["model"])
+            run = MSRRun(args.dataset, m, 0, preset=getattr(args, "preset", None))
+            tcfg, mcfg = resolve_configs(run, opts["train"], opts["model"])
             resolved[m] = {"train": {k: v for k, v in config_to_dict(tcfg).items() if k != "seed"},
                            "model": config_to_dict(mcfg)}
         return {"resolved": resolved, "split_seed": args.split_seed}

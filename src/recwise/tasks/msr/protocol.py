@@ -50,12 +50,22 @@ class MSRRun:
     seed: int = 0
     data_dir: str | None = None
     split_seed: int = 2022
+    preset: str | None = None  # a preset YAML file (`recwise tune`'s presets.yaml); None: configs/msr/<dataset>.yaml
 
 
-def load_preset(dataset: str, model: str) -> dict[str, dict[str, Any]]:
+def load_preset(dataset: str, model: str, path: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """The YAML preset of a dataset: its ``train:`` options, and per model under ``models: {name: ...}``
-    the model's options plus an optional ``train:`` block that overrides the dataset's for that model."""
-    path = PRESETS / f"{dataset}.yaml"
+    the model's options plus an optional ``train:`` block that overrides the dataset's for that model.
+
+    ``path``: another preset file (``recwise tune``'s presets.yaml; its ``tuned:`` blocks, the record
+    of each model's study, are not options). Default ``configs/msr/<dataset>.yaml``, when it exists.
+    """
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"option --preset: no file {path}")
+    else:
+        path = PRESETS / f"{dataset}.yaml"
     if not path.exists():
         return {"train": {}, "model": {}}
     try:
@@ -63,6 +73,7 @@ def load_preset(dataset: str, model: str) -> dict[str, dict[str, Any]]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"preset {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     model_opts = dict((data.get("models") or {}).get(model) or {})
+    model_opts.pop("tuned", None)
     train = {**dict(data.get("train") or {}), **dict(model_opts.pop("train", None) or {})}
     return {"train": train, "model": model_opts}
 
@@ -116,7 +127,7 @@ def resolve_configs(
     cell: MSRRun, train_options: dict[str, Any] | None = None, model_options: dict[str, Any] | None = None
 ) -> tuple[TrainConfig, Any]:
     """The checked train and model configs of a cell: preset, then overrides (unknown keys are errors)."""
-    preset = load_preset(cell.dataset, cell.model)
+    preset = load_preset(cell.dataset, cell.model, cell.preset)
     tcfg = config_from_dict(TrainConfig, {**preset["train"], **(train_options or {}), "seed": cell.seed}, where="train")
     cls = get_model(TASK, cell.model)
     mcfg = config_from_dict(cls.Config, {**preset["model"], **(model_options or {})}, where="model")
