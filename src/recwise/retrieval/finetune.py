@@ -15,7 +15,6 @@ Examples
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +47,8 @@ class FinetuneConfig:
         cached-mnrl only: the GradCache chunk.
     scale : float, default 20.0
         The loss's inverse temperature (sentence-transformers' default).
+    device : {"cpu", "auto"}, default "cpu"
+        ``auto`` lets the trainer use a GPU when there is one.
     """
 
     epochs: int = 1
@@ -58,6 +59,7 @@ class FinetuneConfig:
     loss: Literal["mnrl", "cached-mnrl"] = "mnrl"
     mini_batch_size: int = 16
     scale: float = 20.0
+    device: Literal["cpu", "auto"] = "cpu"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "max_seq_length", "mini_batch_size"):
@@ -116,7 +118,7 @@ def finetune(model: Any, triples: Sequence[Triple], config: FinetuneConfig, *, s
             output_dir=str(Path(tmp)), num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size,
             learning_rate=config.lr, warmup_ratio=config.warmup_ratio, seed=seed, data_seed=seed,
             batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to="none",
-            logging_strategy="no", disable_tqdm=not progress, use_cpu=os.environ.get("RECWISE_FT_GPU") != "1",
+            logging_strategy="no", disable_tqdm=not progress, use_cpu=config.device == "cpu",
             dataloader_num_workers=0)
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss)
         out = trainer.train()
