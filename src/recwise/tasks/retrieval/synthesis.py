@@ -37,7 +37,7 @@ __all__ = ["SynthConfig", "SynthResult", "draft_prompt", "reflection_prompt", "s
 ATTRIBUTES = (
     "the same topic as the relevant passage",
     "the same technical terms and named entities",
-    "the same style (an abstract of a technical paper)",
+    "the same style and register as the relevant passage",
     "about the same length",
 )
 
