@@ -52,7 +52,7 @@ class Scripted:
                 ans = msgs[2]["content"].removeprefix("Answer: ")
                 text = "" if self.empty else f"The capital city is {ans}, where the government sits."
             else:
-                doc1 = msgs[1]["content"].split("Doc 1: ")[1].split("\n")[0]
+                doc1 = msgs[1]["content"].split("Doc 1: ")[1].split("\nDoc 2: ")[0].split("\n\nQuestion:")[0]
                 text = "Answer: " + (doc1.split("capital is ")[1].rstrip(".") if "capital is" in doc1 else "unknown")
             out.append(Completion(text, completion_tokens=5))
         return out
