@@ -1,0 +1,106 @@
+"""The G3 protocol on a planted split: arms, candidate counts, verification, failures, zero re-run calls."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recwise.errors import ConfigError
+from recwise.llm import Generator, LLMCache
+from recwise.models.geo.align import AlignConfig
+from recwise.models.geo.location import default_weights_path
+from recwise.tasks.geo.protocol import GeoConfig, arm_plan, check_options, prepare, run
+from tests.tasks.geo._fake import FakeGeoLLM, TrigramEncoder, planted_split
+
+pytestmark = pytest.mark.skipif(not default_weights_path().is_file(),
+                                reason="GeoCLIP weights not extracted (scripts/setup.sh)")
+
+CFG = GeoConfig(samples=2, candidates=2, rag_ks=(3, 5), top_k=5, attempts=2)
+ALIGN = AlignConfig(lr=3e-3, epochs=5, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def prepared():  # noqa: ANN201
+    return prepare(planted_split(), TrigramEncoder())
+
+
+def _acc(rows: list, seg: str) -> float:
+    return next(r.value for r in rows if r.segment == seg and r.metric == "accuracy")
+
+
+def _all(rows: list, metric: str) -> float:
+    return next(r.value for r in rows if r.segment == "all" and r.metric == metric)
+
+
+def test_nn_finds_the_planted_region(prepared, tmp_path: Path) -> None:  # noqa: ANN001
+    rows = run(prepared, CFG, ALIGN, arm="nn", seed=0, options={}, out_dir=tmp_path)
+    assert _acc(rows, "km=2500") == 1.0  # every query's top-1 is in its own region
+    assert [r.segment for r in rows if r.metric == "accuracy"] == ["km=1", "km=25", "km=200", "km=750", "km=2500"]
+    assert _all(rows, "llm_calls") == 0 and {r.model for r in rows} == {"nn"}
+    preds = list(csv.DictReader((tmp_path / "predictions.csv").open()))
+    assert len(preds) == 30 and {p["candidates"] for p in preds} == {"1"}
+    assert set(preds[0]) == {"query_id", "query", "true_lat", "true_lon", "pred_lat", "pred_lon", "candidates",
+                             "error_km"}
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["arm"] == "nn" and len(info["align_loss"]) == ALIGN.epochs
+
+
+def test_g3_counts_failures_and_a_rerun_makes_no_model_call(prepared, tmp_path: Path) -> None:  # noqa: ANN001
+    backend = FakeGeoLLM()
+    gen = Generator(backend, LLMCache(str(tmp_path / "cache.sqlite")))
+    rows = run(prepared, CFG, ALIGN, arm="g3", seed=0, options={}, generator=gen, out_dir=tmp_path / "a")
+    n_q = 30
+    # 3 prompts (zero-shot + RAG 3, 5) x 2 samples per query; zero-shot never parses (2 attempts each)
+    assert _all(rows, "llm_answers") == 3 * 2 * n_q
+    assert _all(rows, "parse_failed") == 2 * n_q
+    assert _all(rows, "parse_failure_rate") == pytest.approx(1 / 3)
+    assert backend.calls == _all(rows, "llm_calls") == 3 * 2 * n_q + 2 * n_q  # + one retry per zero-shot answer
+    # candidates: 2 RAG prompts x 2 samples (the zero-shot failures dropped) + the retrieval top-1
+    preds = list(csv.DictReader((tmp_path / "a" / "predictions.csv").open()))
+    assert {p["candidates"] for p in preds} == {"5"}
+    assert _acc(rows, "km=2500") == 1.0
+    calls = backend.calls
+    again = run(prepared, CFG, ALIGN, arm="g3", seed=0, options={}, generator=gen)
+    assert backend.calls == calls and _all(again, "llm_calls") == 0
+    assert [r.value for r in again if r.metric == "accuracy"] == [r.value for r in rows if r.metric == "accuracy"]
+    # zero-shot only: every answer fails, so every prediction is (0, 0), as released
+    zs = run(prepared, CFG, ALIGN, arm="zero-shot", seed=0, options={}, generator=gen, out_dir=tmp_path / "z")
+    assert backend.calls == calls and _acc(zs, "km=2500") == 0.0
+    zpred = list(csv.DictReader((tmp_path / "z" / "predictions.csv").open()))
+    assert {(p["pred_lat"], p["pred_lon"]) for p in zpred} == {("0.000000", "0.000000")}
+    # failed=zero keeps the failures as (0, 0) candidates
+    zero = run(prepared, GeoConfig(samples=2, candidates=2, rag_ks=(3, 5), top_k=5, attempts=2, failed="zero"),
+               ALIGN, arm="g3", seed=0, options={}, generator=gen, out_dir=tmp_path / "f")
+    assert {p["candidates"] for p in csv.DictReader((tmp_path / "f" / "predictions.csv").open())} == {"7"}
+    assert _acc(zero, "km=2500") >= 0.9  # the verifier prefers the region over (0, 0)
+
+
+def test_arms_and_options() -> None:
+    assert arm_plan("one-rag", CFG).rag_ks == (5,) and not arm_plan("one-rag", CFG).zero_shot
+    assert not arm_plan("no-reverse", CFG).reverse and arm_plan("equal-earth", CFG).projection == "equal-earth"
+    assert arm_plan("no-verify", CFG).select == "medoid"
+    with pytest.raises(ConfigError, match="unknown arm 'g4'.*g3"):
+        arm_plan("g4", CFG)
+    with pytest.raises(ConfigError, match="unknown option 'geo.sample'"):
+        check_options({"geo": {"sample": "3"}})
+    with pytest.raises(ConfigError, match="geo.candidates"):
+        GeoConfig(samples=2, candidates=3)
+    with pytest.raises(ConfigError, match="geo.rag_ks"):
+        check_options({"geo": {"rag_ks": "5,0"}})
+    with pytest.raises(ConfigError, match="align.lr"):
+        check_options({"align": {"lr": "-1"}})
+    with pytest.raises(ConfigError, match="llm"):
+        check_options({"llm": {"modle": "x"}})
+    cfg, align = check_options({"geo": {"rag_ks": "5,10", "failed": "zero"}, "align": {"epochs": "2"}})
+    assert cfg.rag_ks == (5, 10) and cfg.failed == "zero" and align.epochs == 2
+
+
+def test_medoid_arm_picks_the_candidate_nearest_the_others(prepared) -> None:  # noqa: ANN001
+    from recwise.tasks.geo.protocol import _medoid
+
+    pts = np.array([[0.0, 0.0], [0.1, 0.1], [0.2, 0.0], [60.0, 100.0]])
+    assert _medoid(pts) == 1
