@@ -35,6 +35,7 @@ class SequentialTask(Task):
     set_help = "override an option: train.lr=1e-3, model.flip_len=45, data.padding=left (repeatable)"
     out_prefix = "seq"
     summary_metrics = ("hit@10", "ndcg@10", "mrr@10")
+    tune_metric = "ndcg@10"  # what the trainer early-stops on; `recwise tune` selects on it too
 
     def units(self) -> list[str]:
         from recwise.registry import list_models
