@@ -78,6 +78,10 @@ def test_bad_options_are_one_line_errors(tmp_path: Path, capsys) -> None:  # noq
     _one_line_error(capsys, "--sigmas")
     assert main(["run", "attack", "--set", "arith.stepz=2"]) == 2
     _one_line_error(capsys, "arith.stepz", "steps")
+    assert main(["run", "attack", "--epochs", "3"]) == 2
+    _one_line_error(capsys, "--epochs does not apply")
+    assert main(["run", "attack", "--dataset", "gsm8k"]) == 2
+    _one_line_error(capsys, "needs its file", "--data-dir")
     assert main(["run", "attack", "--dataset", "gsm8"]) == 2
     _one_line_error(capsys, "gsm8", "gsm8k")
     assert main(["run", "attack", "--dataset", "gsm8k", "--data-dir", str(tmp_path / "none.jsonl")]) == 2
