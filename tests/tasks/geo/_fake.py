@@ -61,6 +61,7 @@ class FakeGeoLLM:
     name: str = "fake-geo"
     fingerprint: str = "fake-geo-v1"
     calls: int = 0
+    images: int = 0
 
     def complete(self, rows: Sequence) -> list[Completion]:
         out = []
@@ -68,7 +69,9 @@ class FakeGeoLLM:
             self.calls += 1
             content = row.prompt[0]["content"] if not isinstance(row.prompt, str) else row.prompt
             text = content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
-            m = re.search(r"similar place names: \[\[(-?[\d.]+), (-?[\d.]+)\]", text)
+            if not isinstance(content, str):
+                self.images += sum(p.get("type") == "image_url" for p in content)
+            m = re.search(r"similar (?:place names|images): \[\[(-?[\d.]+), (-?[\d.]+)\]", text)
             if m:
                 out.append(Completion(f'{{"latitude": {m.group(1)}, "longitude": {m.group(2)}}}', 5, 12))
             else:

@@ -104,3 +104,34 @@ def test_medoid_arm_picks_the_candidate_nearest_the_others(prepared) -> None:  #
 
     pts = np.array([[0.0, 0.0], [0.1, 0.1], [0.2, 0.0], [60.0, 100.0]])
     assert _medoid(pts) == 1
+
+
+def test_image_queries_send_the_image_and_run_through_the_tower(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from recwise.data.geo import GeoGallery, GeoQueries, GeoSplit
+    from recwise.models.geo.image import ImageTower
+
+    split = planted_split(per_region=6, test_per_region=1)
+    colours = {"zor": (200, 0, 0), "kal": (0, 200, 0), "mib": (0, 0, 200), "tup": (200, 200, 0),
+               "vex": (0, 200, 200), "quo": (200, 0, 200)}
+
+    def paint(names: list[str], prefix: str) -> list[str]:
+        out = []
+        for i, n in enumerate(names):
+            p = tmp_path / f"{prefix}{i}.png"
+            Image.new("RGB", (40, 40), colours[n[:3].lower()]).save(p)
+            out.append(str(p))
+        return out
+
+    g, q = split.gallery, split.queries
+    qpaths = paint(q.texts, "q")
+    image_split = GeoSplit(GeoGallery(g.ids, paint(g.names, "g"), g.latlon, g.texts),
+                           GeoQueries(q.ids, qpaths, q.latlon, [Path(p) for p in qpaths]), "images")
+    prepared = prepare(image_split, TrigramEncoder(), query_encoder=ImageTower.untrained())
+    backend = FakeGeoLLM()
+    gen = Generator(backend, LLMCache(str(tmp_path / "cache.sqlite")))
+    rows = run(prepared, GeoConfig(samples=1, candidates=1, rag_ks=(2,), top_k=3, attempts=1), ALIGN, arm="g3",
+               seed=0, options={}, generator=gen)
+    assert backend.images == backend.calls == 2 * len(q)  # every prompt carried its image
+    assert _acc(rows, "km=2500") == 1.0  # same-colour gallery images are the nearest ones

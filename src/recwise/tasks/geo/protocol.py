@@ -171,12 +171,15 @@ class Prepared:
         return self.gallery_location[projection]
 
 
-def prepare(split: GeoSplit, encoder: Any, *, weights: str | None = None) -> Prepared:
-    """Encode the gallery's names and texts and the queries with ``encoder`` (``encode(texts) -> (n, d)``)."""
+def prepare(split: GeoSplit, encoder: Any, *, query_encoder: Any = None, weights: str | None = None) -> Prepared:
+    """Encode the gallery's texts with ``encoder`` (``encode(texts) -> (n, d)``), and the gallery's
+    observations and the queries with ``query_encoder`` (default ``encoder``: names; an
+    :class:`~recwise.models.geo.image.ImageTower` for image paths)."""
     t0 = time.perf_counter()
-    g = encoder.encode(split.gallery.names)
+    observe = query_encoder if query_encoder is not None else encoder
+    g = observe.encode(split.gallery.names)
     t = encoder.encode(split.gallery.texts)
-    q = encoder.encode(split.queries.texts)
+    q = observe.encode(split.queries.texts)
     return Prepared(split, np.asarray(g, np.float32), np.asarray(t, np.float32), np.asarray(q, np.float32),
                     weights=weights, encode_seconds=time.perf_counter() - t0)
 
