@@ -52,3 +52,21 @@ def test_fit_puts_the_planted_positive_first_and_survives_save_load(tmp_path: Pa
     again = CrossEncoderReranker(folder=tmp_path / "rr")
     pairs = [(groups[0].query, d) for d in docs[:3]]
     assert np.allclose(again.score(pairs), rr.score(pairs), atol=1e-5)
+
+
+def test_group_loss_is_the_softmax_cross_entropy_of_the_positive() -> None:
+    pytest.importorskip("sentence_transformers")
+    import torch
+
+    from recwise.retrieval.rerank import group_loss
+
+    rr = CrossEncoderReranker(RerankerConfig(max_length=32))
+    inputs = [["q one", "q two"], ["pos a", "pos b"], ["neg a1", "neg b1"], ["neg a2", "neg b2"]]
+    loss = group_loss(rr.model)
+    with torch.no_grad():
+        got = float(loss(inputs, torch.zeros(2)))
+        scores = torch.tensor([[float(s) for s in rr.model.predict([[q, col[i]] for col in inputs[1:]],
+                                                                    activation_fn=torch.nn.Identity())]
+                               for i, q in enumerate(inputs[0])])
+    want = float(torch.nn.functional.cross_entropy(scores, torch.zeros(2, dtype=torch.long)))
+    assert got == pytest.approx(want, abs=1e-4)
