@@ -78,6 +78,7 @@ def test_retriever_arm_writes_predictions_and_scores_them(tmp_path: Path) -> Non
     # the scripted generator answers from Doc 1: EM is the share of questions whose top document is the gold one
     top_is_gold = np.mean([p["reranked"][0] == f"d{8 + i}" for i, p in enumerate(preds)])
     assert got["em"] == pytest.approx(top_is_gold) and got["support_recall@2"] >= got["em"]
+    assert got["acc"] == got["em"]  # one-word answers: containment and exact match agree
     assert (out / "results.csv").read_text().count(",retriever,") >= 5
     assert (out / "runs" / "test-retriever.trec").exists()
 

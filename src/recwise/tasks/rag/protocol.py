@@ -423,7 +423,7 @@ def run(qa: QASet, arm: str, seed: int, options: dict[str, Any], *, out_dir: Pat
     info["generate"] = gen["counts"]
     col = qa.collection
     rk, rd, sk = f"answer_recall@{ev.keep}", f"answer_recall@{ev.depth}", f"support_recall@{ev.keep}"
-    per_q: dict[str, list[float]] = {rk: [], rd: [], "em": [], "f1": []}
+    per_q: dict[str, list[float]] = {rk: [], rd: [], "em": [], "f1": [], "acc": []}
     if choices:
         per_q["accuracy"] = []
     rel = col.relevant()
@@ -440,6 +440,7 @@ def run(qa: QASet, arm: str, seed: int, options: dict[str, Any], *, out_dir: Pat
                "em": exact_match(pred, gold), "f1": token_f1(pred, gold), "kind": qa.kinds[q]}
         per_q["em"].append(rec["em"])
         per_q["f1"].append(rec["f1"])
+        per_q["acc"].append(float(answer_in_texts([pred], gold)))  # FlashRAG's "acc": a gold answer inside the text
         per_q[rk].append(float(answer_in_texts([ctx.texts[r] for r in kept], gold)))
         per_q[rd].append(float(answer_in_texts([ctx.texts[r] for r in deep], gold)))
         if choices:
