@@ -63,6 +63,8 @@ def test_bench_runs_arms_by_seeds_and_reuses_cells(fake: FakeGeoLLM, tmp_path: P
     assert main(cmd) == 0
     md = (out / "results.md").read_text()
     assert "| nn | 2 |" in md and "| one-rag | 2 |" in md and "Published on IM2GPS3k" in md
+    page = (out / "error_map.html").read_text()
+    assert "nn (seed 1)" in page and "one-rag (seed 0)" in page and "error (km)" in page
     calls = fake.calls
     assert main(cmd) == 0 and fake.calls == calls  # finished cells are reused
 

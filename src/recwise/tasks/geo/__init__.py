@@ -160,7 +160,14 @@ class GeoTask(Task):
                 f"results in {out_dir / 'results.csv'}, per query in {out_dir / 'predictions.csv'}")
 
     def bench_report(self, res: GridResult, out: Path, dataset: str) -> str:
+        """The accuracy table; writes ``error_map.html`` (a world map of errors) beside ``results.md``."""
+        from recwise.results import atomic_write_text
+        from recwise.tasks.geo.report import error_map_html, read_predictions
+
         label = res.rows[0].dataset if res.rows else dataset
+        preds = read_predictions(out)
+        if preds:
+            atomic_write_text(out / "error_map.html", error_map_html(preds, label))
         return bench_markdown(res.rows, label)
 
 
