@@ -106,14 +106,6 @@ def group_loss(model: Any) -> Any:
         def get_in_batch_negatives(self, anchors: list[str], candidates: list[list[str]]) -> Any:
             return iter(())
 
-        def forward(self, inputs: list[list[str]], labels: Any, prompt: str | None = None,
-                    task: str | None = None) -> Any:
-            # one forward pass over every (query, member) pair of the batch, not one per column
-            anchors = inputs[0]
-            pairs = [[a, doc] for column in inputs[1:] for a, doc in zip(anchors, column)]
-            logits = self.call_model_with_pairs(pairs, prompt=prompt, task=task)
-            return self.calculate_loss(list(logits.split(len(anchors))), len(anchors))  # type: ignore[arg-type]  # a list, as its own forward passes
-
     return GroupSoftmaxLoss(model, num_negatives=None, scale=1, activation_fn=None)
 
 
