@@ -108,6 +108,9 @@ class LocalEncoderBackend:
                     except ImportError:
                         raise DependencyError(
                             "the local encoder needs sentence-transformers: pip install 'recwise[llm]'") from None
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()  # the load takes about a second: no bar
                     try:
                         _LOADED[key] = SentenceTransformer(str(self.folder), device=self.device,
                                                            local_files_only=True)

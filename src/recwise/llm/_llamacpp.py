@@ -20,6 +20,7 @@ reduced to 32 bits), so a sample does not depend on the rows around it.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import queue
@@ -60,6 +61,20 @@ def default_threads() -> int:
     if torch is not None:
         return max(1, int(torch.get_num_threads()))
     return available_cores()
+
+
+_OPEN: list[Any] = []  # every loaded context, closed at exit while the modules they need still exist
+
+
+@atexit.register
+def _close_all() -> None:
+    # Without this, llama-cpp-python's __del__ runs during interpreter teardown (after modules
+    # it calls are gone) and prints a TypeError traceback when torch was also loaded.
+    while _OPEN:
+        try:
+            _OPEN.pop().close()
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
 
 
 def _positive(name: str, value: Any) -> int | None:
@@ -137,6 +152,7 @@ class LlamaCppBackend:
                         contexts = [self._context(Llama, path, per) for _ in range(self.parallel)]
                     for ctx in contexts:
                         pool.put(ctx)
+                        _OPEN.append(ctx)
                 except ValueError as exc:
                     raise DataError(f"llama.cpp cannot load {path}: {exc}") from None
                 self._pool = pool
