@@ -35,5 +35,5 @@ def test_local_llm_ranks_with_recorded_fallbacks_and_a_cached_rerun_loads_no_mod
 
     again = AltFS(options, train=FAST, seed=0).fit(table)
     (_, gen2), = again.generators_
-    assert gen2.backend_calls == 0 and gen2.backend._backend is None  # served by the cache, weights never loaded
+    assert gen2.backend_calls == 0 and not gen2.backend.loaded  # served by the cache, weights never loaded
     assert again.llm_rankings_ == sel.llm_rankings_ and again.calls_ == sel.calls_
