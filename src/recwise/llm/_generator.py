@@ -21,6 +21,9 @@ from recwise.llm._cache import LLMCache, cache_key
 
 __all__ = [
     "Backend",
+    "CountingBackend",
+    "Usage",
+    "counted",
     "image_part",
     "text_only",
     "Completion",
@@ -309,6 +312,42 @@ class Generator:
     def complete(self, prompt: Prompt, params: GenerationParams | None = None) -> str:
         """Return the text for one prompt."""
         return self.generate([prompt], params)[0]
+
+
+@dataclass
+class Usage:
+    """What one generator cost: rows sent to the model, completion tokens, cached rows, seconds
+    (the last two are filled by callers that time their own stages)."""
+
+    calls: int = 0
+    tokens: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class CountingBackend:
+    """A Backend wrapper that counts the rows (cache misses) and completion tokens sent to ``inner``;
+    same name and fingerprint, so cache keys do not change."""
+
+    inner: Any
+    usage: Usage = field(default_factory=Usage)
+    name: str = ""
+    fingerprint: str = ""
+
+    def __post_init__(self) -> None:
+        self.name, self.fingerprint = str(self.inner.name), str(self.inner.fingerprint)
+
+    def complete(self, rows: Sequence[Row]) -> list[Completion]:
+        out = list(self.inner.complete(rows))
+        self.usage.calls += len(rows)
+        self.usage.tokens += sum(int(getattr(c, "completion_tokens", 0) or 0) for c in out)
+        return out
+
+
+def counted(gen: Generator) -> Generator:
+    """The same generator (same cache) with a :class:`CountingBackend`; ``gen.backend.usage`` holds the counts."""
+    return gen if isinstance(gen.backend, CountingBackend) else Generator(CountingBackend(gen.backend), gen.cache)
 
 
 def params_from_mapping(values: Mapping[str, Any]) -> GenerationParams:

@@ -30,8 +30,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +38,7 @@ import recwise
 from recwise.config import config_from_dict, config_hash, config_to_dict
 from recwise.data.reasoning import ArithConfig, Problem, perturb_problem
 from recwise.errors import ConfigError
+from recwise.llm import CountingBackend, Usage  # re-exported: this protocol's public names
 from recwise.metrics.reasoning import arithmetic_consistent, attack_metrics, extract_answer, judge
 from recwise.results import ResultRow, atomic_write_text, write_results
 from recwise.tasks.attack.attacks import (
@@ -137,41 +137,10 @@ def check_options(options: dict[str, dict[str, str]]) -> AttackConfig:
 # LLM calls: counted, chunked
 
 
-@dataclass
-class Usage:
-    """What one generator cost: rows sent to the model, completion tokens, cached rows, seconds."""
-
-    calls: int = 0
-    tokens: int = 0
-    cached: int = 0
-    seconds: float = 0.0
-
-
-@dataclass
-class CountingBackend:
-    """A Backend wrapper that counts the rows and completion tokens sent to the wrapped backend."""
-
-    inner: Any
-    usage: Usage = field(default_factory=Usage)
-    name: str = ""
-    fingerprint: str = ""
-
-    def __post_init__(self) -> None:
-        self.name, self.fingerprint = str(self.inner.name), str(self.inner.fingerprint)
-
-    def complete(self, rows: Sequence[Any]) -> list[Any]:
-        out = self.inner.complete(rows)
-        self.usage.calls += len(rows)
-        self.usage.tokens += sum(int(getattr(c, "completion_tokens", 0) or 0) for c in out)
-        return list(out)
-
-
 def _counted(gen: Any) -> Any:
-    from recwise.llm import Generator
+    from recwise.llm import counted
 
-    if isinstance(gen.backend, CountingBackend):
-        return gen
-    return Generator(CountingBackend(gen.backend), gen.cache)
+    return counted(gen)
 
 
 def _generate(gen: Any, prompts: list[Any], max_tokens: int, chunk: int, desc: str, progress: bool,

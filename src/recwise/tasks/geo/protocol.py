@@ -29,7 +29,6 @@ import csv
 import io
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -188,36 +187,11 @@ def prepare(split: GeoSplit, encoder: Any, *, query_encoder: Any = None, weights
 # LLM calls, counted
 
 
-@dataclass
-class Usage:
-    calls: int = 0
-    tokens: int = 0
-
-
-@dataclass
-class _Counting:
-    """A Backend wrapper counting the rows (cache misses) and completion tokens it forwards."""
-
-    inner: Any
-    usage: Usage = field(default_factory=Usage)
-    name: str = ""
-    fingerprint: str = ""
-
-    def __post_init__(self) -> None:
-        self.name, self.fingerprint = str(self.inner.name), str(self.inner.fingerprint)
-
-    def complete(self, rows: Sequence[Any]) -> list[Any]:
-        out = list(self.inner.complete(rows))
-        self.usage.calls += len(rows)
-        self.usage.tokens += sum(int(getattr(c, "completion_tokens", 0) or 0) for c in out)
-        return out
-
-
 def counted(gen: Any) -> Any:
-    """The same generator (same cache) with a counting backend."""
-    from recwise.llm import Generator
+    """The same generator (same cache) with a counting backend (:func:`recwise.llm.counted`)."""
+    from recwise.llm import counted as llm_counted
 
-    return gen if isinstance(gen.backend, _Counting) else Generator(_Counting(gen.backend), gen.cache)
+    return llm_counted(gen)
 
 
 def make_generator(options: dict[str, Any]) -> Any:
@@ -312,6 +286,8 @@ def run(prepared: Prepared, cfg: GeoConfig, align_cfg: Any, *, arm: str, seed: i
 
     # 3. diversification
     kinds: list[str] = (["zs"] if plan.zero_shot else []) + [f"rag{k}" for k in plan.rag_ks]
+    from recwise.llm import Usage
+
     usage = Usage()
     counts = {"answers": 0, "parsed_first": 0, "parsed_retry": 0, "failed": 0}
     answers: dict[str, list[list[tuple[float, float] | None]]] = {}
