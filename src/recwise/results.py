@@ -15,8 +15,18 @@ from typing import Any
 
 from recwise.errors import DataError
 
-__all__ = ["COLUMNS", "ResultRow", "atomic_write_text", "read_results", "stamp_run_json", "summary_markdown",
-           "write_results"]
+__all__ = ["COLUMNS", "ResultRow", "atomic_write_text", "mean_std_text", "read_results", "stamp_run_json",
+           "summary_markdown", "write_results"]
+
+
+def mean_std_text(values: list[float]) -> str:
+    """``"mean ± std"`` over seeds (sample std, 4 decimals); the mean alone for one value; ``"-"`` for none."""
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)):.4f}"
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from recwise.results import mean_std_text
 from recwise.tasks.base import Task, protocol_attribute
 
 if TYPE_CHECKING:
@@ -35,15 +35,6 @@ def __getattr__(name: str) -> Any:  # the protocol (torch, faiss, sentence-trans
     return protocol_attribute(__name__, name)
 
 
-def _fmt(vals: list[float]) -> str:
-    if not vals:
-        return "-"
-    mean = sum(vals) / len(vals)
-    if len(vals) == 1:
-        return f"{mean:.4f}"
-    return f"{mean:.4f} ± {math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)):.4f}"
-
-
 def bench_markdown(rows: list[ResultRow], cell_dirs: dict[str, list[Path]], dataset: str, baseline: str) -> str:
     """Metrics (mean ± std over seeds) and paired t-tests over questions against ``baseline`` (Holm-corrected)."""
     import numpy as np
@@ -58,7 +49,8 @@ def bench_markdown(rows: list[ResultRow], cell_dirs: dict[str, list[Path]], data
     md = [f"# rag on {dataset}: test metrics, mean ± std over seeds\n",
           "| arm | seeds | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
     for a in arms:
-        md.append(f"| {a} | {len(cell_dirs[a])} | " + " | ".join(_fmt(by.get((a, m), [])) for m in METRICS) + " |")
+        cells = " | ".join(mean_std_text(by.get((a, m), [])) for m in METRICS)
+        md.append(f"| {a} | {len(cell_dirs[a])} | {cells} |")
     values: dict[str, dict[str, Any]] = {}
     for a in arms:
         docs = [json.loads((d / "per_query.json").read_text()) for d in cell_dirs[a]]
