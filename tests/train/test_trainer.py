@@ -106,3 +106,49 @@ def test_subnormals_flushed_only_while_fitting_and_only_when_asked(planted: Prep
     t.fit(train)
     assert seen == ([0.0, 0.0] if flush else [doubled, doubled])
     assert float((tiny * 2)[0]) == doubled  # restored after fit
+
+
+class _TinyBN(torch.nn.Module):
+    """Inputs at a 1e-3 scale through BatchNorm: the running variance starts at 1, the data's is ~1e-6."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Linear(4, 3)
+        self.bn = torch.nn.BatchNorm1d(3)
+        self.out = torch.nn.Linear(3, 1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.out(self.bn(self.w(batch["x"]) * 1e-3)).squeeze(1)
+
+
+def _tiny_fit(precise_bn: int) -> tuple[_TinyBN, dict[str, torch.Tensor]]:
+    seed_everything(0)
+    x = torch.randn(512, 4)
+    train = {"x": x, "label": (x[:, 0] > 0).float()}
+    model = _TinyBN()
+
+    def loss(m: torch.nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.nn.functional.binary_cross_entropy_with_logits(m(b), b["label"])
+
+    cfg = TrainConfig(epochs=1, batch_size=128, lr=1e-2, seed=0, precise_bn=precise_bn)
+    Trainer(model, cfg, loss_fn=loss, monitor=lambda m: 0.0, progress=False).fit(train)
+    return model, train
+
+
+def test_precise_bn_sets_running_statistics_to_the_trained_models_batch_statistics() -> None:
+    released, _ = _tiny_fit(0)
+    precise, train = _tiny_fit(4)  # all 4 batches of the one epoch
+    with torch.no_grad():
+        h = precise.w(train["x"]) * 1e-3
+    data_var = h.var(0)  # the shuffled batches' mean variance is this within a few percent
+    # 4 momentum-0.1 updates keep 0.9^4 = 66% of the initial variance 1; PreciseBN has the data's
+    assert released.bn.running_var.min() > 0.5
+    torch.testing.assert_close(precise.bn.running_var, data_var, rtol=0.1, atol=0)
+    assert precise.bn.momentum == 0.1  # restored after the recomputation
+    # the same weights: PreciseBN changes the statistics only, not the training
+    torch.testing.assert_close(precise.w.weight, released.w.weight)
+
+
+def test_precise_bn_must_not_be_negative() -> None:
+    with pytest.raises(Exception, match="train.precise_bn"):
+        TrainConfig(precise_bn=-1)

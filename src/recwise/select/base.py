@@ -55,8 +55,13 @@ __all__ = [
 FAMILIES = ("shallow", "filter", "permutation", "gate", "sensitivity", "llm")
 
 # ERASE's training defaults (fs_run.py + README): Adam 1e-3 without weight decay, batch 4096,
-# 100 epochs with early stopping after 3 epochs without a better validation AUC.
-ERASE_TRAIN = TrainConfig(epochs=100, batch_size=4096, lr=1e-3, weight_decay=0.0, patience=3, seed=0)
+# 100 epochs with early stopping after 3 epochs without a better validation AUC. One change:
+# BatchNorm statistics are recomputed over up to 64 training batches before each validation
+# (PreciseBN; ``train.precise_bn=0`` is the released momentum average). ML-100K has 18 batches an
+# epoch, too few for the momentum average to forget its initial variance of 1 while FiBiNET's
+# bilinear products have a variance near 1e-9: eval-mode FiBiNET then scored far below the
+# trained model (docs/selection.md, "FiBiNET").
+ERASE_TRAIN = TrainConfig(epochs=100, batch_size=4096, lr=1e-3, weight_decay=0.0, patience=3, seed=0, precise_bn=64)
 
 def _check_selector(name: str, cls: Any) -> None:
     if not dataclasses.is_dataclass(getattr(cls, "Config", None)):

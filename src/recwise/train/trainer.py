@@ -39,7 +39,7 @@ from recwise.errors import CheckpointError, ConfigError
 from recwise.train.checkpoint import load_training_state, save_training_state
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "dist_info", "init_distributed", "observe_epochs", "predict",
-           "resolve_device", "seed_everything"]
+           "recompute_batchnorm", "resolve_device", "seed_everything"]
 
 # called after every epoch of every Trainer.fit in this context with (step, validation score);
 # ``recwise tune`` reports the curve to Optuna's pruner through it (see observe_epochs)
@@ -84,8 +84,17 @@ class TrainConfig:
     # starts). Weight decay drives many weights into the subnormal range, where each multiply is
     # ~100x slower: STAR on ML-100K fits in 31.8 s instead of 90.5 s, same test AUC to 4 digits.
     flush_denormal: bool = True
+    # PreciseBN (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021): before each validation,
+    # replace every BatchNorm's running statistics by their plain average over this many training
+    # batches (the epoch's first ones, train mode, no gradients). 0 = off: PyTorch's momentum-0.1
+    # average, as every released code runs. With few steps per epoch that average still remembers
+    # its initial variance of 1 long after the layer's inputs have shrunk or grown, and eval-mode
+    # predictions are then far from the trained model's (FiBiNET on ML-100K: docs/selection.md).
+    precise_bn: int = 0
 
     def __post_init__(self) -> None:
+        if self.precise_bn < 0:
+            raise ConfigError(f"option 'train.precise_bn' must be >= 0 (0 = off); got {self.precise_bn}")
         for name in ("epochs", "batch_size", "eval_batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"option 'train.{name}' must be >= 1; got {getattr(self, name)}")
@@ -108,6 +117,30 @@ class TrainResult:
     @property
     def train_samples(self) -> int:
         return int(sum(h["train_samples"] for h in self.history))
+
+
+def recompute_batchnorm(model: nn.Module, batches: Any, n_batches: int) -> bool:
+    """Set every BatchNorm's running mean and variance to their average over the first
+    ``n_batches`` of ``batches`` (train mode, no gradients); returns False when the model has none.
+
+    Each layer sees the inputs that the layers before it produce with their batch statistics,
+    as in training; dropout stays on, as in training. The model is left in train mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return False
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: the plain mean over the batches seen
+    model.train()
+    with torch.no_grad():
+        for i, batch in enumerate(batches):
+            if i >= n_batches:
+                break
+            model(batch)
+    for m, mom in zip(norms, momenta, strict=True):
+        m.momentum = mom
+    return True
 
 
 def seed_everything(seed: int) -> None:
@@ -300,6 +333,9 @@ class Trainer:
             if self.world_size > 1:
                 dist.all_reduce(loss_sum)
                 loss_sum /= self.world_size
+            if c.precise_bn:
+                loader.set_epoch(epoch)
+                recompute_batchnorm(net, loader, c.precise_bn)
             score = self._score()
             improved = self.sign * score > self.sign * best_score if best_epoch >= 0 else True
             if improved:
