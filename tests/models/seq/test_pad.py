@@ -17,6 +17,7 @@ from recwise.models.seq.pad import (
     gaussian_kernel,
     info_nce,
     mk_mmd,
+    mk_mmd_reference,
     sample_negatives,
 )
 from recwise.tasks.pad.protocol import _train_windows, train_keys
@@ -235,3 +236,111 @@ def test_grouped_mmd_is_the_mean_of_per_group_estimates(planted_text) -> None:  
             per_group.append(mk_mmd(t, e))
         got = float(m.align_loss(batch, neg))
     assert got == pytest.approx(float(torch.stack(per_group).mean()), rel=1e-4)
+
+
+def _tllib_linear_reference(zs: torch.Tensor, zt: torch.Tensor, alphas) -> float:  # noqa: ANN001
+    """tllib's MultipleKernelMaximumMeanDiscrepancy(linear=True) written out with its index matrix."""
+    n = len(zs)
+    x = torch.cat([zs, zt]).double()
+    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    k = sum(torch.exp(-d2 / (2 * a * d2.mean())) for a in alphas)
+    index = torch.zeros(2 * n, 2 * n, dtype=torch.float64)
+    for i in range(n):
+        s1, s2 = i, (i + 1) % n
+        t1, t2 = s1 + n, s2 + n
+        index[s1, s2] = index[t1, t2] = 1.0 / n
+        index[s1, t2] = index[s2, t1] = -1.0 / n
+    return float((k * index).sum() + 2.0 / (n - 1))
+
+
+@pytest.mark.parametrize("estimator", ["tllib", "biased"])
+@pytest.mark.parametrize("shape", [(9, 4), (3, 40, 8), (2, 300, 16)])
+def test_fast_mk_mmd_equals_the_reference_in_value_and_gradient(estimator: str, shape: tuple) -> None:
+    torch.manual_seed(4)
+    zs = torch.randn(*shape, requires_grad=True)
+    zt = (torch.randn(*shape) * 1.5 + 0.3).requires_grad_()
+    fast = mk_mmd(zs, zt, estimator=estimator)
+    ref = mk_mmd_reference(zs, zt, estimator=estimator)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    g_fast = torch.autograd.grad(fast.sum(), [zs, zt])
+    g_ref = torch.autograd.grad(ref.sum(), [zs, zt])
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+    # alphas that do not halve one after another take the general path
+    odd = (0.3, 1.0, 1.7)
+    torch.testing.assert_close(mk_mmd(zs, zt, odd, estimator), mk_mmd_reference(zs, zt, odd, estimator),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_weighted_rows_stand_for_repeated_rows() -> None:
+    torch.manual_seed(5)
+    zs, zt = torch.randn(6, 5), torch.randn(6, 5) + 0.5
+    idx = torch.tensor([0, 1, 1, 2, 3, 3, 3, 4, 0, 5, 5])
+    a_s, a_t = zs.clone().requires_grad_(), zt.clone().requires_grad_()
+    ref = mk_mmd_reference(a_s[idx], a_t[idx])
+    g_ref = torch.autograd.grad(ref, [a_s, a_t])
+    b_s, b_t = zs.clone().requires_grad_(), zt.clone().requires_grad_()
+    w = torch.bincount(idx, minlength=6).float()
+    got = mk_mmd(b_s, b_t, weights=w)
+    g_got = torch.autograd.grad(got, [b_s, b_t])
+    assert float(got.detach()) == pytest.approx(float(ref.detach()), abs=1e-5)
+    for a, b in zip(g_got, g_ref):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+    # a zero weight is an absent row
+    w0 = torch.cat([w, torch.zeros(1)])
+    extra_s, extra_t = torch.cat([zs, torch.randn(1, 5)]), torch.cat([zt, torch.randn(1, 5)])
+    assert float(mk_mmd(extra_s, extra_t, weights=w0)) == pytest.approx(float(ref.detach()), abs=1e-5)
+
+
+def test_linear_estimator_is_tllibs_linear_index_matrix() -> None:
+    torch.manual_seed(6)
+    zs, zt = torch.randn(11, 4), torch.randn(11, 4) + 0.4
+    alphas = [2.0**k for k in range(-3, 2)]
+    assert float(mk_mmd(zs, zt, estimator="linear")) == pytest.approx(_tllib_linear_reference(zs, zt, alphas),
+                                                                       abs=1e-5)
+    batched = mk_mmd(torch.stack([zs, zs]), torch.stack([zt, zs]), estimator="linear")
+    assert batched.shape == (2,) and float(batched[0]) == pytest.approx(float(mk_mmd(zs, zt, estimator="linear")))
+    big = torch.randn(2000, 8)
+    assert float(mk_mmd(big, big + 2.0, estimator="linear")) > float(mk_mmd(big, torch.randn(2000, 8),
+                                                                            estimator="linear")) + 0.5
+
+
+@pytest.mark.parametrize("opts", [{}, {"mmd_pad_rows": False}, {"mmd_estimator": "biased"}, {"mmd_group": 3}])
+def test_phase2_alignment_fast_equals_reference(planted_text, opts: dict) -> None:  # noqa: ANN001
+    """The default (distinct items per group, weighted, closed-form gradient) against the first
+    implementation (every row, autograd): same loss, same parameter gradients."""
+    from dataclasses import replace
+
+    seqs, _ = planted_text
+    text = torch.randn(seqs.n_items + 1, 8)
+    text[0] = 0
+    cfg = replace(TINY, **opts)
+    torch.manual_seed(0)
+    fast = PADPhase2(seq_schema(seqs.n_items), cfg, text).eval()
+    ref = PADPhase2(seq_schema(seqs.n_items), replace(cfg, mmd_impl="reference"), text).eval()
+    ref.load_state_dict(fast.state_dict())
+    batch = {k: v[:10] for k, v in _train_windows(seqs, 6, "latest").items()}  # groups of 4: 4 + 4 + 2
+    torch.manual_seed(1)
+    neg = torch.randint(1, seqs.n_items + 1, batch["target_seq"].shape) * (batch["target_seq"] > 0)
+    neg[:, :2] = neg[0, 2]  # repeated items within and across sequences
+    a, b = fast.align_loss(batch, neg), ref.align_loss(batch, neg)
+    assert float(a.detach()) == pytest.approx(float(b.detach()), abs=1e-5)
+    ga = torch.autograd.grad(a, list(fast.parameters()), allow_unused=True)
+    gb = torch.autograd.grad(b, list(ref.parameters()), allow_unused=True)
+    assert sum(x is not None for x in ga) > 2
+    for x, y in zip(ga, gb):
+        assert (x is None) == (y is None)
+        if x is not None:
+            torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-3)
+
+
+def test_mmd_options_are_checked() -> None:
+    from recwise.config import config_from_dict
+
+    assert config_from_dict(PADConfig, {"mmd_estimator": "linear"}).mmd_estimator == "linear"
+    with pytest.raises(ConfigError, match="mmd_estimator"):
+        config_from_dict(PADConfig, {"mmd_estimator": "fastest"}, where="model")
+    with pytest.raises(ConfigError, match="mmd_impl"):
+        config_from_dict(PADConfig, {"mmd_impl": "numba"}, where="model")
+    with pytest.raises(ConfigError, match="mmd_estimater"):
+        config_from_dict(PADConfig, {"mmd_estimater": "linear"}, where="model")

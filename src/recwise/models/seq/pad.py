@@ -34,7 +34,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -47,7 +47,7 @@ from recwise.models.seq._base import gather_last
 from recwise.models.seq.sasrec import SASRec, SASRecConfig
 
 __all__ = ["PADConfig", "PADPhase1", "PADPhase2", "PADPhase3", "gaussian_kernel", "gate_init", "info_nce",
-           "mk_mmd", "sample_negatives"]
+           "mk_mmd", "mk_mmd_reference", "sample_negatives"]
 
 MMD_ALPHAS = (0.125, 0.25, 0.5, 1.0, 2.0)  # 2^-3 .. 2^1 (tllib GaussianKernel alphas, as released)
 
@@ -71,7 +71,8 @@ class PADConfig:
     align_loss: Literal["mmd", "infonce", "none"] = "mmd"
     align_weight: float = 0.2  # 0.2 x MK-MMD (Model2_transfer); infonce: 0.01 (Model2_align)
     mmd_alphas: tuple[float, ...] = MMD_ALPHAS
-    mmd_estimator: Literal["tllib", "biased"] = "tllib"
+    mmd_estimator: Literal["tllib", "biased", "linear"] = "tllib"  # linear: tllib's linear=True, O(n)
+    mmd_impl: Literal["fast", "reference"] = "fast"  # reference: the first autograd version, every row
     mmd_pad_rows: bool = True  # the release feeds every row of the batch, padding rows included
     mmd_group: int = 16  # sequences per MMD estimate (the release's batch per GPU; DDP averages)
     infonce_temperature: float = 0.1
@@ -102,13 +103,6 @@ class PADConfig:
 # ----------------------------------------------------------------------------------- losses
 
 
-def _sq_dists(x: torch.Tensor) -> torch.Tensor:
-    """Pairwise squared L2 distances of the rows of ``x`` (..., n, d) -> (..., n, n), zero diagonal."""
-    sq = x.pow(2).sum(-1)
-    d2 = (sq[..., :, None] + sq[..., None, :] - 2 * (x @ x.transpose(-1, -2))).clamp_min(0.0)
-    return d2 * (1 - torch.eye(x.shape[-2], device=x.device, dtype=x.dtype))
-
-
 def gaussian_kernel(x: torch.Tensor, alpha: float, d2: torch.Tensor | None = None) -> torch.Tensor:
     """tllib's ``GaussianKernel(alpha)`` with running statistics: ``exp(-d2 / (2 sigma2))`` where
     ``d2`` are the pairwise squared L2 distances of the rows of ``x`` and ``sigma2 = alpha *
@@ -119,23 +113,110 @@ def gaussian_kernel(x: torch.Tensor, alpha: float, d2: torch.Tensor | None = Non
     return torch.exp(-d2 / (2 * sigma2.clamp_min(1e-12)))
 
 
-def _kernel_sum(x: torch.Tensor, d2: torch.Tensor, alphas: Sequence[float]) -> torch.Tensor:
-    """Sum of Gaussian kernels over ``alphas``. When the alphas halve one after another (the
-    release's 2^1 .. 2^-3), ``exp(-d2 / (2 a m))`` for ``a / 2`` is the square of that for ``a``: one
-    ``exp`` and repeated squaring instead of five ``exp`` passes (same values, up to rounding)."""
-    a = sorted(alphas, reverse=True)
-    if len(a) > 1 and all(a[i] == 2 * a[i + 1] for i in range(len(a) - 1)):
-        u = gaussian_kernel(x, a[0], d2)
-        total = u
-        for _ in a[1:]:
-            u = u * u
-            total = total + u
-        return total
-    return sum(gaussian_kernel(x, al, d2) for al in alphas)  # type: ignore[return-value]
+def _sq_dists(x: torch.Tensor) -> torch.Tensor:
+    """Pairwise squared L2 distances of the rows of ``x`` (..., n, d) -> (..., n, n): one matmul
+    (``|a|^2 + |b|^2 - 2 a.b``), clamped at 0, exact zeros on the diagonal."""
+    sq = x.pow(2).sum(-1)
+    d2 = torch.baddbmm(sq[..., :, None] + sq[..., None, :], x, x.transpose(-1, -2), alpha=-2) if x.ndim == 3 \
+        else sq[..., :, None] + sq[..., None, :] - 2 * (x @ x.transpose(-1, -2))
+    d2 = d2.clamp_min(0.0)
+    d2.diagonal(dim1=-2, dim2=-1).zero_()
+    return d2
+
+
+def _block_coefs(n: torch.Tensor, estimator: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(a, b, c) with MMD = a (S_ss + S_tt) + b (S_st + S_ts) + c, where S_xy is the sum of the
+    kernel over all row pairs of blocks x, y (diagonal included) and ``n`` rows per sample."""
+    if estimator == "biased":
+        return 1 / n**2, -1 / n**2, torch.zeros_like(n)
+    a = 1 / (n * (n - 1))  # tllib: within-sample pairs without the diagonal (K_ii = number of kernels)
+    return a, -1 / n**2, 2.0 / (n - 1)
+
+
+_CHUNK_FLOATS = 1 << 18  # rows of the distance matrix per pass: 1 MiB of float32, kept in the L2 cache
+
+
+class _QuadraticMKMMD(torch.autograd.Function):
+    """Quadratic MK-MMD over groups ``x = [zs; zt]`` (G, 2m, d) with row weights ``w`` (G, 2m).
+
+    The bandwidth comes from the weighted mean squared distance in O(m d) (``2 W sum w|x|^2 - 2
+    |sum w x|^2``, in float64); then, a block of rows at a time so that the block stays in cache,
+    one matmul gives the squared distances, one ``exp`` and repeated squaring the kernels (when the
+    alphas halve, as released), and the block's kernel sums and kernel derivative are taken at
+    once. Only the (G, 2m, 2m) derivative matrix is kept; the gradient is two matmuls."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, alphas: tuple[float, ...], estimator: str,
+                n_kernels: int) -> torch.Tensor:
+        G, N, _ = x.shape
+        m = N // 2
+        ws, wt = w.clone(), w.clone()
+        ws[:, m:] = 0
+        wt[:, :m] = 0
+        n = ws.sum(-1)  # rows per sample (weights count repeated rows)
+        xd, wd = x.double(), w.double()
+        sq = x.pow(2).sum(-1)
+        total_w = wd.sum(-1)
+        pair_sum = 2 * total_w * (wd * xd.pow(2).sum(-1)).sum(-1) - 2 * (wd[..., None] * xd).sum(-2).pow(2).sum(-1)
+        mean = (pair_sum / total_w**2).clamp_min(1e-12).to(x.dtype)  # mean over the joint (2n x 2n) matrix
+        a_sorted = sorted(alphas, reverse=True)
+        halving = len(a_sorted) > 1 and all(a_sorted[i] == 2 * a_sorted[i + 1] for i in range(len(a_sorted) - 1))
+        scale = [(-1 / (2 * al * mean))[:, None, None] for al in a_sorted]
+        pq = torch.stack([ws, wt], -1)  # (G, N, 2)
+        deriv = torch.empty(G, N, N, dtype=x.dtype, device=x.device)  # sum_k exp(-d2 / (2 a_k m)) / (2 a_k)
+        ksum = torch.zeros(G, N, 2, dtype=x.dtype, device=x.device)  # (kernel sum) @ pq, row by row
+        xt = x.transpose(1, 2)
+        step = max(1, _CHUNK_FLOATS // max(G * N, 1))
+        for lo in range(0, N, step):
+            hi = min(lo + step, N)
+            d2 = torch.baddbmm(sq[:, lo:hi, None] + sq[:, None, :], x[:, lo:hi], xt, alpha=-2).clamp_min_(0.0)
+            d2.diagonal(offset=lo, dim1=-2, dim2=-1).zero_()
+            dblock = deriv[:, lo:hi]
+            if halving:
+                u = torch.exp(d2 * scale[0])
+                total = u.clone()
+                torch.mul(u, 1 / (2 * a_sorted[0]), out=dblock)
+                for al in a_sorted[1:]:
+                    u.mul_(u)
+                    total.add_(u)
+                    dblock.add_(u, alpha=1 / (2 * al))
+            else:
+                total = torch.zeros_like(d2)
+                dblock.zero_()
+                for al, sc in zip(a_sorted, scale):
+                    u = torch.exp(d2 * sc)
+                    total.add_(u)
+                    dblock.add_(u, alpha=1 / (2 * al))
+            ksum[:, lo:hi] = total @ pq
+        a, b, c = _block_coefs(n.clamp_min(2), estimator)  # a sample of < 2 rows: MMD 0 (below)
+        a, b, c = (torch.where(n >= 2, v, torch.zeros_like(v)) for v in (a, b, c))
+        s = pq.transpose(1, 2) @ ksum  # (G, 2, 2): [[S_ss, S_st], [S_ts, S_tt]]
+        loss = a * (s[:, 0, 0] + s[:, 1, 1]) + b * (s[:, 0, 1] + s[:, 1, 0]) + c
+        if estimator == "tllib":
+            loss = loss - 2 * n * n_kernels * a  # the diagonal (K_ii = n_kernels) is not a pair
+        # dL/dx_i = 4 (rowsum(G)_i x_i - (G x)_i) with G_ij = -deriv_ij / m * w_i w_j coef(i, j)
+        deriv.mul_((-1 / mean)[:, None, None])
+        ctx.save_for_backward(x, ws, wt, deriv, a, b)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, ws, wt, deriv, a, b = ctx.saved_tensors
+        cs = (a[:, None] * ws + b[:, None] * wt)[..., None]  # column weights seen from a zs row
+        ct = (b[:, None] * ws + a[:, None] * wt)[..., None]  # ... from a zt row
+        rhs = torch.cat([cs * x, cs, ct * x, ct], -1)  # (G, N, 2d + 2)
+        out = deriv @ rhs
+        d = x.shape[-1]
+        gx_s, r_s, gx_t, r_t = out[..., :d], out[..., d:d + 1], out[..., d + 1:2 * d + 1], out[..., 2 * d + 1:]
+        gs = ws[..., None] * (r_s * x - gx_s)
+        gt = wt[..., None] * (r_t * x - gx_t)
+        gx = 4 * (gs + gt) * grad[:, None, None]
+        return gx, None, None, None, None
 
 
 def mk_mmd(zs: torch.Tensor, zt: torch.Tensor, alphas: Sequence[float] = MMD_ALPHAS,
-           estimator: Literal["tllib", "biased"] = "tllib") -> torch.Tensor:
+           estimator: Literal["tllib", "biased", "linear"] = "tllib", weights: torch.Tensor | None = None
+           ) -> torch.Tensor:
     """Multiple-kernel MMD between the rows of ``zs`` and ``zt`` (``(..., n, d)`` each).
 
     The kernel is the sum of :func:`gaussian_kernel` over ``alphas`` on the stacked ``[zs; zt]``
@@ -143,16 +224,79 @@ def mk_mmd(zs: torch.Tensor, zt: torch.Tensor, alphas: Sequence[float] = MMD_ALP
     ``MultipleKernelMaximumMeanDiscrepancy(linear=False)``): within-sample means exclude the
     diagonal (``1 / (n (n - 1))``), the cross term is ``-1 / n^2`` over all pairs, plus the constant
     ``2 / (n - 1)``. ``biased``: the V-statistic ``mean(Kss) + mean(Ktt) - 2 mean(Kst)``, exactly
-    zero for identical samples. Leading dimensions are independent estimates (shape ``...``).
+    zero for identical samples. ``linear``: tllib's ``linear=True`` estimator, O(n) kernel values
+    (pairs of consecutive rows), the bandwidth from the joint mean squared distance in O(n d).
+    Leading dimensions are independent estimates (shape ``...``).
+
+    ``weights`` (``(..., n)``, quadratic estimators only): row ``i`` of both samples stands for
+    ``weights[i]`` identical rows (0 = absent), so a batch with repeated items is estimated on its
+    distinct rows with the same value. The quadratic estimators compute one squared-distance
+    matrix per estimate, shared by all kernels, and their gradient in closed form.
     """
+    if zs.shape != zt.shape:
+        raise ConfigError(f"MK-MMD needs two samples of the same shape; got {tuple(zs.shape)} and {tuple(zt.shape)}")
+    n = zs.shape[-2]
+    lead = zs.shape[:-2]
+    if estimator == "linear":
+        if weights is not None:
+            raise ConfigError("the linear MK-MMD estimator takes no row weights")
+        return _linear_mk_mmd(zs, zt, alphas) if n >= 2 else zs.new_zeros(lead)
+    if n < 2:
+        return zs.new_zeros(lead)
+    w = zs.new_ones(*lead, n) if weights is None else weights.to(zs.dtype)
+    x = torch.cat([zs, zt], -2).reshape(-1, 2 * n, zs.shape[-1]).contiguous()
+    ww = torch.cat([w, w], -1).reshape(-1, 2 * n)
+    out = _QuadraticMKMMD.apply(x, ww, tuple(alphas), estimator, len(alphas))
+    return out.reshape(lead)
+
+
+def _linear_mk_mmd(zs: torch.Tensor, zt: torch.Tensor, alphas: Sequence[float]) -> torch.Tensor:
+    """tllib's ``linear=True`` index matrix: for ``i``, ``j = (i + 1) % n``, ``(k(s_i, s_j) +
+    k(t_i, t_j) - k(s_i, t_j) - k(s_j, t_i)) / n``, plus tllib's ``2 / (n - 1)``; the bandwidths from
+    the mean of the joint (2n x 2n) squared-distance matrix, ``2 mean|x|^2 - 2 |mean x|^2``."""
+    n = zs.shape[-2]
+    x = torch.cat([zs, zt], -2).detach()
+    mean = (2 * x.pow(2).sum(-1).mean(-1) - 2 * x.mean(-2).pow(2).sum(-1)).clamp_min(1e-12)[..., None]
+    ss, tt = zs.roll(-1, -2), zt.roll(-1, -2)
+
+    def k(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        d2 = (p - q).pow(2).sum(-1)
+        return sum(torch.exp(-d2 / (2 * al * mean)) for al in alphas)  # type: ignore[return-value]
+
+    pairs = k(zs, ss) + k(zt, tt) - k(zs, tt) - k(ss, zt)
+    return pairs.mean(-1) + 2.0 / (n - 1)
+
+
+# ------------------------------------------------------------------- reference MK-MMD (before)
+
+
+def _sq_dists_reference(x: torch.Tensor) -> torch.Tensor:
+    sq = x.pow(2).sum(-1)
+    d2 = (sq[..., :, None] + sq[..., None, :] - 2 * (x @ x.transpose(-1, -2))).clamp_min(0.0)
+    return d2 * (1 - torch.eye(x.shape[-2], device=x.device, dtype=x.dtype))
+
+
+def mk_mmd_reference(zs: torch.Tensor, zt: torch.Tensor, alphas: Sequence[float] = MMD_ALPHAS,
+                     estimator: Literal["tllib", "biased"] = "tllib") -> torch.Tensor:
+    """The first implementation of :func:`mk_mmd` (``model.mmd_impl=reference``), kept to check
+    and time the fast one against: plain autograd over every row (repeated items included), the
+    five kernels from one distance matrix by repeated squaring."""
     if zs.shape != zt.shape:
         raise ConfigError(f"MK-MMD needs two samples of the same shape; got {tuple(zs.shape)} and {tuple(zt.shape)}")
     n = zs.shape[-2]
     if n < 2:
         return zs.new_zeros(zs.shape[:-2])
     x = torch.cat([zs, zt], -2)
-    d2 = _sq_dists(x)  # shared by the kernels (each only rescales it)
-    k = _kernel_sum(x, d2, alphas)
+    d2 = _sq_dists_reference(x)
+    a = sorted(alphas, reverse=True)
+    if len(a) > 1 and all(a[i] == 2 * a[i + 1] for i in range(len(a) - 1)):
+        u = gaussian_kernel(x, a[0], d2)
+        k = u
+        for _ in a[1:]:
+            u = u * u
+            k = k + u
+    else:
+        k = sum(gaussian_kernel(x, al, d2) for al in alphas)  # type: ignore[assignment]
     kss, ktt, kst = k[..., :n, :n], k[..., n:, n:], k[..., :n, n:]
     if estimator == "biased":
         return kss.mean((-2, -1)) + ktt.mean((-2, -1)) - 2 * kst.mean((-2, -1))
@@ -436,18 +580,22 @@ class PADPhase2(_PADBase):
         rows = torch.stack([window, negs], 2).reshape(len(window), -1)  # (B, 2 (L+1)), as sample_items_id
         ids, inv = torch.unique(rows, return_inverse=True)
         _, t_u, e_u = self.aligned.reps(ids, self.text)
+        if c.align_loss == "mmd" and c.mmd_estimator != "linear" and c.mmd_impl == "fast":
+            return self._distinct_row_mmd(rows, ids, t_u, e_u)
         t, e = t_u[inv], e_u[inv]  # (B, R, d)
         B, R, d = t.shape
+        mmd = mk_mmd if c.mmd_impl == "fast" else mk_mmd_reference
         groups = [(g, min(g + c.mmd_group, B)) for g in range(0, B, c.mmd_group)]
         if c.mmd_pad_rows and c.align_loss == "mmd":  # the full groups as one batched estimate
             full = (B // c.mmd_group) * c.mmd_group
             losses = []
             if full:
                 shape = (B // c.mmd_group, c.mmd_group * R, d)
-                losses.append(mk_mmd(t[:full].reshape(shape), e[:full].reshape(shape), c.mmd_alphas, c.mmd_estimator))
+                losses.append(mmd(t[:full].reshape(shape), e[:full].reshape(shape), c.mmd_alphas,
+                                  c.mmd_estimator))  # type: ignore[arg-type]
             if full < B:
-                losses.append(mk_mmd(t[full:].reshape(-1, d), e[full:].reshape(-1, d), c.mmd_alphas,
-                                     c.mmd_estimator).reshape(1))
+                losses.append(mmd(t[full:].reshape(-1, d), e[full:].reshape(-1, d), c.mmd_alphas,
+                                  c.mmd_estimator).reshape(1))  # type: ignore[arg-type]
             return torch.cat(losses).mean()
         losses = []
         for lo, hi in groups:
@@ -456,8 +604,31 @@ class PADPhase2(_PADBase):
             if c.align_loss == "infonce":
                 losses.append(info_nce(tg, eg, c.infonce_temperature))
             else:
-                losses.append(mk_mmd(tg, eg, c.mmd_alphas, c.mmd_estimator))
+                losses.append(mmd(tg, eg, c.mmd_alphas, c.mmd_estimator))  # type: ignore[arg-type]
         return torch.stack(losses).mean()
+
+    def _distinct_row_mmd(self, rows: torch.Tensor, ids: torch.Tensor, t_u: torch.Tensor,
+                          e_u: torch.Tensor) -> torch.Tensor:
+        """The quadratic MK-MMD per group on the group's distinct items, each weighted by how often
+        it occurs (a repeated item is the same row: one dropout mask per item and batch), all groups
+        (the last one possibly smaller) as one batched estimate; same value as over every row."""
+        c = self.config
+        B, R = rows.shape
+        V = self.n_items
+        group = torch.arange(B, device=rows.device).div(c.mmd_group, rounding_mode="floor")
+        key, count = torch.unique((group[:, None] * V + rows).reshape(-1), return_counts=True)  # sorted
+        g, item = key.div(V, rounding_mode="floor"), key % V
+        if not c.mmd_pad_rows:
+            count = torch.where(item > 0, count, torch.zeros_like(count))
+        n_groups = int(group[-1]) + 1
+        first = torch.searchsorted(g, torch.arange(n_groups, device=g.device))
+        pos = torch.arange(len(key), device=key.device) - first[g]
+        width = int(pos.max()) + 1
+        index = torch.zeros(n_groups, width, dtype=torch.long, device=rows.device)
+        weight = torch.zeros(n_groups, width, dtype=t_u.dtype, device=rows.device)
+        index[g, pos] = torch.searchsorted(ids, item)
+        weight[g, pos] = count.to(t_u.dtype)
+        return mk_mmd(t_u[index], e_u[index], c.mmd_alphas, c.mmd_estimator, weights=weight).mean()
 
     def loss(self, batch: Batch) -> torch.Tensor:
         neg = self._negatives(batch)
