@@ -212,14 +212,25 @@ class SelectionTask(Task):
         return "\n".join(lines)
 
     def bench_report(self, res: GridResult, out: Path, dataset: str) -> str:
-        """The AUKC / AUC-per-k / top-half markdown; writes ``auc_vs_k.html`` beside ``results.md``."""
+        """The AUKC / AUC-per-k / top-half markdown; writes ``auc_vs_k.html`` beside ``results.md``.
+        Near-noise searches (:func:`~recwise.tasks.selection.report.near_noise`, from the cells'
+        ``ranking.json``) are named instead of scored."""
+        import json
+
         from recwise.results import atomic_write_text
-        from recwise.tasks.selection.report import plot_html, summary
+        from recwise.tasks.selection.report import near_noise, plot_html, summary
 
         ks = sorted({int(r.segment[2:]) for r in res.rows if r.segment.startswith("k=")})
         if res.rows:
             atomic_write_text(out / "auc_vs_k.html", plot_html(res.rows, dataset))
-        return summary(res.rows, ks, dataset)
+        models = {r.model for r in res.rows}
+        rankings = {}
+        for path in sorted((out / "cells").glob("**/ranking.json")):
+            r = json.loads(path.read_text())
+            if f"{r.get('backbone') or ''}+{r['method']}" in models or r.get("backbone") is None:
+                rankings[(r["method"], r.get("backbone"), r["seed"])] = r  # a shallow search: once per seed
+        backbones = sorted({m.split("+", 1)[0] for m in models})
+        return summary(res.rows, ks, dataset, noise=near_noise(rankings.values(), backbones))
 
 
 TASK = SelectionTask()
