@@ -74,6 +74,8 @@ def test_optfs_value_mask_shapes_and_field_scores() -> None:
     # the kept fraction orders fields; the tie-break stays below the next possible kept fraction
     n_val = len(p.part("val"))
     assert np.all(sel.scores_ - sel.kept_fraction_ < 0.5 / n_val + 1e-12)
+    # a search that keeps the same share in every field says its order is only the tie-break
+    assert (sel.degenerate_ != "") == (np.ptp(sel.kept_fraction_) == 0)
     # temperature: multiplied by gamma^(1/(pretrain_epoch-1)) once per epoch run
     cfg = OptFSConfig()
     assert sel.temp_ == pytest.approx(cfg.gamma ** (sel.search_.epochs_run / (cfg.pretrain_epoch - 1)), rel=1e-9)
@@ -89,6 +91,7 @@ def test_optfs_regulariser_drops_noise_values_first() -> None:
     kept = dict(zip(sel.fields_, sel.kept_fraction_))
     assert min(kept[f] for f in p.signal) > 0.8
     assert np.mean([kept[f] for f in p.noise]) < 0.5
+    assert sel.degenerate_ == ""  # the kept fractions separate the fields
 
 
 # ------------------------------------------------------------------------------------------ schedules

@@ -190,6 +190,9 @@ class FieldSelector:
     fields_: list[str]
     scores_: np.ndarray
     ranking_: list[str]
+    # set by a search whose scores do not separate the fields (why, in one sentence): the report
+    # then names the ranking instead of scoring it (recwise.tasks.selection.report.near_noise)
+    degenerate_: str = ""
 
     def __init__(
         self,

@@ -168,6 +168,9 @@ class OptFS(FieldSelector):
                 n += rows.shape[0]
         self.kept_fraction_ = kept / n
         self.mean_weight_ = mean_w / n
+        if np.ptp(self.kept_fraction_) == 0:  # nothing separates the fields but the tie-break
+            self.degenerate_ = (f"every field keeps the same share of its values ({self.kept_fraction_[0]:.3f} of "
+                                f"validation rows), so the order is the tie-break by mean mask weight")
         # kept fraction first; the mean weight only orders fields whose kept fractions tie
         gap = 0.5 / n
         tiebreak = gap * (np.tanh(self.mean_weight_) + 1.0) / 2.0

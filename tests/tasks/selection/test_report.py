@@ -18,6 +18,13 @@ def test_tied_scores_are_named_for_every_backbone_of_a_shallow_method() -> None:
     assert noise["dcn+optfs"].startswith("tied")
 
 
+def test_a_ranking_its_selector_calls_degenerate_is_named_with_the_selectors_reason() -> None:
+    r = _ranking("optfs", "dcn", 0, list(np.linspace(1.00002, 1.00001, 10)))  # distinct, but only a tie-break
+    assert near_noise([r]) == {}
+    noise = near_noise([{**r, "degenerate": "every field keeps the same share of its values"}])
+    assert noise == {"dcn+optfs": "degenerate: every field keeps the same share of its values"}
+
+
 def test_seeds_that_disagree_are_noise_and_seeds_that_agree_are_not() -> None:
     rng = np.random.default_rng(0)
     base = np.linspace(0.5, 0.05, 10)  # a real ordering: f0 best

@@ -114,6 +114,7 @@ class Ranking:
     search_seconds: float
     options: dict[str, Any] = field(default_factory=dict)
     search_cpu_seconds: float = 0.0  # process CPU time: the wall time on a quiet machine at 1 thread
+    degenerate: str = ""  # the selector's reason when its scores do not separate the fields
 
     def top_k(self, k: int) -> list[str]:
         if not 1 <= k <= len(self.ranking):
@@ -207,7 +208,7 @@ def search(
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     return Ranking(method, backbone if depends_on_backbone(method) else None, seed, list(sel.fields_),
                    [float(s) for s in sel.scores_], list(sel.ranking_), sel.family, sel.granularity, seconds,
-                   config_to_dict(sel.config), cpu)
+                   config_to_dict(sel.config), cpu, sel.degenerate_)
 
 
 def retrain(

@@ -44,8 +44,9 @@ def near_noise(rankings: Iterable[Mapping[str, Any]], backbones: Sequence[str] =
     ``rankings`` are the cells' ``ranking.json`` contents (method, backbone or None, seed, fields,
     scores). A (method, backbone) group is near noise when
 
-    - **tied**: in some seed every field has the same score (to 1e-9 of the largest), so the
-      ranking is the tie-break order (OptFS when it keeps every value), or
+    - **degenerate**: the selector said so (``degenerate`` in the ranking; OptFS when every field
+      keeps the same share of its values, so its order is its tie-break), or
+    - **tied**: in some seed every field has the same score (to 1e-9 of the largest), or
     - **seed noise** (2 or more seeds): the mean pairwise Kendall tau of the
       seeds' score vectors is under two standard deviations of tau between two independent random
       orders of F fields, ``2 * sqrt(2 (2F + 5) / (9 F (F - 1)))`` (0.50 for F = 10).
@@ -53,12 +54,15 @@ def near_noise(rankings: Iterable[Mapping[str, Any]], backbones: Sequence[str] =
     A method without a backbone (shallow, filter) applies to every name in ``backbones``.
     """
     groups: dict[tuple[str, str | None], list[dict[str, float]]] = {}
+    members: dict[tuple[str, str | None], list[Mapping[str, Any]]] = {}
     for r in rankings:
+        members.setdefault((r["method"], r.get("backbone")), []).append(r)
         groups.setdefault((r["method"], r.get("backbone")), []).append(dict(zip(r["fields"], r["scores"], strict=True)))
     out: dict[str, str] = {}
     for (method, backbone), seeds in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
-        reason = ""
-        for sc in seeds:
+        reason = next((f"degenerate: {r['degenerate']}" for r in members[(method, backbone)]
+                       if r.get("degenerate")), "")
+        for sc in seeds if not reason else ():
             v = np.asarray(list(sc.values()), dtype=np.float64)
             if v.size > 1 and np.ptp(v) <= 1e-9 * max(np.abs(v).max(), 1e-300):
                 reason = f"tied: all {v.size} fields have score {v[0]:.4g}, so the ranking is the tie-break order"
