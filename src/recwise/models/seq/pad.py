@@ -699,8 +699,9 @@ class PADPhase3(_PADBase):
         all_ids = torch.arange(self.n_items, device=scores[0].device)
         return self.mix(scores, all_ids)
 
-    def param_groups(self, lr: float, weight_decay: float) -> list[dict]:
-        """The release's AdamW groups: gates at AdamW's default weight decay (0.01), the rest ``weight_decay``."""
+    def param_groups(self, lr: float, weight_decay: float, gate_lr: float | None = None) -> list[dict]:
+        """The release's AdamW groups: gates at AdamW's default weight decay (0.01), the rest
+        ``weight_decay``; ``gate_lr`` gives the gates their own learning rate (default ``lr``, as released)."""
         rest = [p for n, p in self.named_parameters() if n != "gate"]
-        return [{"params": [self.gate], "lr": lr, "weight_decay": 0.01},
+        return [{"params": [self.gate], "lr": lr if gate_lr is None else gate_lr, "weight_decay": 0.01},
                 {"params": rest, "lr": lr, "weight_decay": weight_decay}]

@@ -73,6 +73,7 @@ class PADTrainConfig:
     lr1: float = 1e-5  # phase 1 (train_amazon_id_pantry.py, d 128)
     lr2: float = 1e-5  # phase 2 (train_amazon_id_pantry_transfer.py)
     lr3: float = 1e-4  # phase 3 (train_amazon_id_pantry_3tower.py, d 128)
+    gate_lr: float = 0.0  # phase 3's gate logits' own learning rate (0: lr3, as released)
     weight_decay: float = 0.1  # l2_weight (AdamW)
     patience: int = 20  # evaluations without a validation Hit@10 gain
     select: str = "hit@10"
@@ -90,6 +91,8 @@ class PADTrainConfig:
         for name in ("lr1", "lr2", "lr3"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"option 'train.{name}' must be > 0; got {getattr(self, name)}")
+        if self.gate_lr < 0:
+            raise ConfigError(f"option 'train.gate_lr' must be >= 0 (0: train.lr3); got {self.gate_lr}")
         if self.select not in {f"{m}@{k}" for m in ("hit", "ndcg", "mrr") for k in (5, 10, 20)}:
             raise ConfigError(f"option 'train.select' must be hit@k, ndcg@k or mrr@k (k = 5, 10, 20); "
                               f"got {self.select!r}")
@@ -208,7 +211,8 @@ def phase_fingerprints(cell: PADRun, seqs: Sequences, tcfg: PADTrainConfig, mcfg
     fp1 = config_hash({**common, "phase": 1, "lr": tcfg.lr1, "epochs": _phase_epochs(tcfg, 1)})
     fp2 = config_hash({"after": fp1, "phase": 2, "text": config_to_dict(xcfg), "lr": tcfg.lr2,
                        "epochs": _phase_epochs(tcfg, 2)})
-    fp3 = config_hash({"after": fp2, "phase": 3, "lr": tcfg.lr3, "epochs": _phase_epochs(tcfg, 3)})
+    p3 = {"after": fp2, "phase": 3, "lr": tcfg.lr3, "epochs": _phase_epochs(tcfg, 3)}
+    fp3 = config_hash(p3 | {"gate_lr": tcfg.gate_lr} if tcfg.gate_lr else p3)  # unset: the earlier hashes hold
     return {1: fp1, 2: fp2, 3: fp3}
 
 
@@ -294,6 +298,7 @@ def run(
     def evaluate(m: nn.Module, data: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
         return evaluate_by_popularity(m, data, items, bins, mask=tcfg.mask_history, batch_size=tcfg.eval_batch_size)
 
+    gate_history: list[list[list[float]]] = []  # phase 3's gate weights per epoch
     for phase in (1, 2, 3):
         seed_everything(cell.seed + 1000 * (phase - 1))
         model: nn.Module
@@ -321,12 +326,15 @@ def run(
                               patience=tcfg.patience, seed=cell.seed, device=tcfg.device)
 
             def monitor(m: nn.Module) -> float:
+                if isinstance(m, PADPhase3):  # the gates' path, epoch by epoch (this process's epochs)
+                    gate_history.append(m.bin_weights().tolist())
                 return evaluate(m, val)["all"][tcfg.select]
 
             trainer = Trainer(model, trc, loss_fn=lambda m, b: m.loss(b), monitor=monitor, mode="max", run_dir=pdir,
                               progress=progress, extra_state={"phase": phase, "fingerprint": fingerprint})
             # the release's AdamW; phase 3 with its two parameter groups
-            groups = model.param_groups(lr, tcfg.weight_decay) if phase == 3 else model.parameters()
+            groups = (model.param_groups(lr, tcfg.weight_decay, tcfg.gate_lr or lr)  # type: ignore[operator]
+                      if phase == 3 else model.parameters())
             trainer.optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=tcfg.weight_decay)
             ckpt = trainer.checkpoint_dir
             has_ckpt = ckpt is not None and (ckpt.exists() or ckpt.with_name(ckpt.name + ".old").exists())
@@ -336,6 +344,8 @@ def run(
                      "train_seconds": result.train_seconds,
                      "seconds_per_epoch": result.train_seconds / max(result.epochs_run, 1),
                      "history": result.history}
+            if phase == 3 and gate_history:
+                pinfo["gate_history"] = gate_history
             if pdir is not None:
                 _save_weights(pdir / "model.safetensors", model)
                 atomic_write_text(pdir / "done.json", json.dumps({**pinfo, "wall_seconds": time.perf_counter() - t0},
