@@ -49,10 +49,11 @@ def test_profiles_are_cached_and_recorded(ml100k, meta, encoder, tmp_path) -> No
     cfg = KnowledgeConfig(item_budget=3, user_budget=2, max_tokens=8)
     gen = scripted_generator(lambda p: f"profile of: {p[:40]}", tmp_path / "c.sqlite")
     first = build_knowledge(seqs, meta, gen, encoder, cfg, progress=False)
-    assert (first.stats.prompts, first.stats.llm_calls, first.stats.cache_hits) == (5, 5, 0)
-    assert first.stats.templated == seqs.n_items - 3 + seqs.n_users - 2
+    # 3 items; 2 users x (their whole-history profile + one per training window: 1 each, <= 50 targets)
+    assert (first.stats.prompts, first.stats.llm_calls, first.stats.cache_hits) == (7, 7, 0)
+    assert first.stats.templated == seqs.n_items - 3 + seqs.n_users + first.windows - 4
     llm = [r for r in first.records if r["source"] == "llm"]
-    assert [r["kind"] for r in llm] == ["item"] * 3 + ["user"] * 2
+    assert [r["kind"] for r in llm] == ["item"] * 3 + ["user"] * 2 + ["user-window"] * 2
     # the budget goes to the most popular items and the shortest training histories
     items = [r for r in first.records if r["kind"] == "item"]
     top = sorted(items, key=lambda r: -r["train_count"])[:3]
@@ -63,7 +64,7 @@ def test_profiles_are_cached_and_recorded(ml100k, meta, encoder, tmp_path) -> No
     # a second run (new generator, same cache file) makes zero LLM calls and gives the same vectors
     gen2 = scripted_generator(lambda p: "never asked", tmp_path / "c.sqlite")
     second = build_knowledge(seqs, meta, gen2, encoder, cfg, progress=False)
-    assert (second.stats.llm_calls, second.stats.cache_hits) == (0, 5)
+    assert (second.stats.llm_calls, second.stats.cache_hits) == (0, 7)
     assert gen2.backend.rows == 0
     np.testing.assert_array_equal(first.item_vectors, second.item_vectors)
     np.testing.assert_array_equal(first.user_vectors, second.user_vectors)
@@ -145,4 +146,5 @@ def test_each_method_trains_and_beats_popularity(ml100k, encoder, tmp_path, meth
         assert info["pseudo_rows"] == 30 and (tmp_path / "run" / "pseudo.jsonl").exists()
     if method == "kar":
         lines = (tmp_path / "run" / "knowledge.jsonl").read_text().splitlines()
-        assert len(lines) == seqs.n_items + seqs.n_users
+        windows = json.loads((tmp_path / "run" / "run.json").read_text())["offline_steps"][0]["extra"]["window_profiles"]
+        assert windows > seqs.n_users and len(lines) == seqs.n_items + seqs.n_users + windows

@@ -8,8 +8,18 @@ conventional recommender through a hybrid-expert adaptor; the texts are produced
 Here, for MovieLens-100K and a small local LLM:
 
 * an item profile answers "describe this movie in one or two sentences" given its title, year and
-  genres; a user profile answers "describe this viewer's taste" given their latest training items
-  (never the validation or test item) and most frequent genres;
+  genres; a user profile answers "describe this viewer's taste" given their latest items before a
+  cut (never the validation or test item) and most frequent genres;
+* leak-free by default (``user_profile="window"``): a training window (``max_len`` targets of the
+  sequential construction, counted from the end of the training history as
+  :func:`recwise.data.sequence.sequence_examples` does) gets its own profile, built only from the
+  user's items *before the window's first target*, so no profile describes an item that is still a
+  target in or after its window; validation and test use the profile of the whole training history
+  (every training item precedes them). Table rows ``0..n_users-1`` are those evaluation profiles,
+  rows ``n_users + w`` the profile of training window ``w`` (:func:`train_profile_rows` maps
+  training examples to their row). ``user_profile="history"`` is the earlier variant: one profile
+  per user from the whole training history, also inside training windows, where it describes
+  items that are still targets (a leak);
 * a call budget: the first ``item_budget`` items (most popular first, or coldest first) and the
   first ``user_budget`` users (shortest training history first) get LLM profiles; the others get a
   profile templated from the metadata (counted as ``templated``);
@@ -33,7 +43,8 @@ from recwise.data.sequence import Sequences
 from recwise.errors import ConfigError
 from recwise.llmers.text import ItemMeta, StepStats, encode_rows
 
-__all__ = ["KnowledgeConfig", "KnowledgeResult", "build_knowledge", "item_prompt", "user_prompt"]
+__all__ = ["KnowledgeConfig", "KnowledgeResult", "build_knowledge", "item_prompt", "profile_windows",
+           "train_profile_rows", "user_prompt"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,9 @@ class KnowledgeConfig:
     history: int = 10  # latest training items shown in a user prompt
     max_tokens: int = 48
     chunk: int = 32  # prompts per generate call (progress granularity)
+    # window: one profile per training window from the items before it (leak-free); history: one
+    # profile per user from the whole training history, shown in every training window (leaks targets)
+    user_profile: Literal["window", "history"] = "window"
 
     def __post_init__(self) -> None:
         for name in ("item_budget", "user_budget"):
@@ -59,9 +73,48 @@ class KnowledgeConfig:
 @dataclass
 class KnowledgeResult:
     item_vectors: np.ndarray  # (n_items + 1, D), row 0 zeros
-    user_vectors: np.ndarray  # (n_users, D)
+    user_vectors: np.ndarray  # (n_users, D), or (n_users + windows, D) for user_profile=window
     records: list[dict[str, Any]]
     stats: StepStats
+    windows: int = 0  # training-window profiles after the n_users evaluation profiles
+
+
+def _train_range(seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
+    """Flat [start, stop) of each user's training items (all but the last two, users with >= 3)."""
+    start, stop = seqs.offsets[:-1], seqs.offsets[1:]
+    return start, np.where(stop - start >= 3, stop - 2, stop)
+
+
+def profile_windows(seqs: Sequences, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(user, cut) per training window, in the order of
+    :func:`recwise.data.sequence.sequence_examples`: window ``k`` of a user (``k = 0`` the latest)
+    has targets at flat positions ``[max(stop - (k+1) max_len, start + 1), stop - k max_len)``; its
+    profile may use the items at ``[start, cut)`` with ``cut`` = its first target's position."""
+    start, stop = _train_range(seqs)
+    n_targets = np.maximum(stop - start - 1, 0)
+    n_win = -(-n_targets // max_len)
+    user = np.repeat(np.arange(seqs.n_users), n_win)
+    k = np.arange(int(n_win.sum())) - np.repeat(np.concatenate([[0], np.cumsum(n_win)[:-1]]), n_win)
+    cut = np.maximum(stop[user] - (k + 1) * max_len, start[user] + 1)
+    return user, cut
+
+
+def train_profile_rows(seqs: Sequences, max_len: int, kind: str) -> np.ndarray:
+    """For each training example of construction ``kind`` (``sequence``: one per window;
+    ``prefix``: one per target, in :func:`recwise.data.sequence.prefix_examples`' order), the row of
+    the ``user_profile=window`` user table holding its window's profile (``n_users + w``)."""
+    user, _ = profile_windows(seqs, max_len)
+    if kind == "sequence":
+        return seqs.n_users + np.arange(len(user))
+    if kind != "prefix":
+        raise ConfigError(f"KAR's window profiles support 'sequence' and 'prefix' examples; got {kind!r}")
+    start, stop = _train_range(seqs)
+    n_ex = np.maximum(stop - start - 1, 0)
+    ex_user = np.repeat(np.arange(seqs.n_users), n_ex)
+    tpos = np.repeat(start + 1 - np.concatenate([[0], np.cumsum(n_ex)[:-1]]), n_ex) + np.arange(int(n_ex.sum()))
+    first_win = np.concatenate([[0], np.cumsum(np.bincount(user, minlength=seqs.n_users))[:-1]])
+    k = (stop[ex_user] - 1 - tpos) // max_len  # window k counts back from the latest
+    return seqs.n_users + first_win[ex_user] + k
 
 
 def _movie(m: ItemMeta) -> str:
@@ -126,10 +179,14 @@ def _generate(generator: Any, prompts: list[Any], cfg: KnowledgeConfig, stats: S
 
 
 def build_knowledge(seqs: Sequences, meta: Sequence[ItemMeta], generator: Any, encoder: Any,
-                    cfg: KnowledgeConfig | None = None, *, progress: bool = True) -> KnowledgeResult:
+                    cfg: KnowledgeConfig | None = None, *, max_len: int = 50, progress: bool = True) -> KnowledgeResult:
     """Item and user profiles -> vectors. ``meta[i]`` describes internal item id ``i`` (row 0 unused).
 
     ``generator`` is needed only when a budget is > 0 (``None`` otherwise: all profiles templated).
+    ``max_len`` is the training windows' length (``user_profile="window"``). The LLM writes the
+    item profiles of ``item_budget`` items and every profile (evaluation and training windows) of
+    the ``user_budget`` users with the shortest training histories; the rest are templated. Every
+    prompt goes through the generator's disk cache.
     """
     cfg = cfg or KnowledgeConfig()
     stats = StepStats("kar").start()
@@ -161,20 +218,37 @@ def build_knowledge(seqs: Sequences, meta: Sequence[ItemMeta], generator: Any, e
     lengths = np.array([len(h) for h in hist])
     users = np.arange(n_users)
     llm_users = [int(u) for u in users[np.lexsort((users, lengths))][:cfg.user_budget]]
-    recent = [h[-cfg.history:] for h in hist]
-    genres = [top_genres(h) for h in hist]
-    user_text = [user_template(recent[u], genres[u]) for u in range(n_users)]
-    usource = ["template"] * n_users
-    uprompts = {u: user_prompt(recent[u], genres[u]) for u in llm_users}
-    if llm_users:
-        for u, text in zip(llm_users, _generate(generator, list(uprompts.values()), cfg, stats, "kar users", progress)):
-            user_text[u] = clean(text) or user_template(recent[u], genres[u])
-            usource[u] = "llm"
-    records += [{"kind": "user", "id": u, "source": usource[u], "train_len": int(lengths[u]),
-                 "prompt": uprompts[u][0]["content"] if u in uprompts else None, "text": user_text[u]}
-                for u in range(n_users)]
+    # profile rows: the evaluation profiles (whole training history), then one per training window
+    p_user = list(range(n_users))
+    p_items = [train_items(seqs, u) for u in range(n_users)]
+    p_kind = ["user"] * n_users
+    if cfg.user_profile == "window":
+        w_user, w_cut = profile_windows(seqs, max_len)
+        start = seqs.offsets[:-1]
+        p_user += w_user.tolist()
+        p_items += [seqs.items[start[u]:c] for u, c in zip(w_user, w_cut)]
+        p_kind += ["user-window"] * len(w_user)
+    shown = [np.asarray(items[-cfg.history:]) for items in p_items]
+    recent = [[meta[int(i)] for i in items] for items in shown]
+    genres = [top_genres([meta[int(i)] for i in items]) for items in p_items]
+    user_text = [user_template(recent[r], genres[r]) for r in range(len(p_user))]
+    usource = ["template"] * len(p_user)
+    rank = {u: i for i, u in enumerate(llm_users)}
+    llm_rows = sorted((r for r in range(len(p_user)) if p_user[r] in rank), key=lambda r: (rank[p_user[r]], r))
+    uprompts = {r: user_prompt(recent[r], genres[r]) for r in llm_rows}
+    if llm_rows:
+        for r, text in zip(llm_rows, _generate(generator, list(uprompts.values()), cfg, stats, "kar users", progress)):
+            user_text[r] = clean(text) or user_template(recent[r], genres[r])
+            usource[r] = "llm"
+    records += [{"kind": p_kind[r], "id": p_user[r], "row": r, "source": usource[r],
+                 "train_len": int(lengths[p_user[r]]), "profile_items": [int(i) for i in shown[r]],
+                 "history_items": len(p_items[r]),
+                 "prompt": uprompts[r][0]["content"] if r in uprompts else None, "text": user_text[r]}
+                for r in range(len(p_user))]
     stats.templated = source.count("template") - 1 + usource.count("template")
     item_vectors = encode_rows(encoder, item_text, stats)
     user_vectors = encode_rows(encoder, [""] + user_text, stats)[1:]
-    stats.extra = {"llm_items": len(llm_items), "llm_users": len(llm_users), "items": n_items, "users": n_users}
-    return KnowledgeResult(item_vectors, user_vectors, records, stats.stop())
+    windows = len(p_user) - n_users
+    stats.extra = {"llm_items": len(llm_items), "llm_users": len(llm_users), "llm_user_profiles": len(llm_rows),
+                   "items": n_items, "users": n_users, "user_profile": cfg.user_profile, "window_profiles": windows}
+    return KnowledgeResult(item_vectors, user_vectors, records, stats.stop(), windows)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,8 +141,9 @@ class Offline:
 
 def offline_steps(cell: LLMERSRun, seqs: Sequences, mcfg_opts: dict[str, Any], dcfg: LLMERSDataConfig,
                   options: dict[str, dict[str, str]], folder: Path, *, progress: bool,
-                  generator: Any = None, encoder: Any = None) -> Offline:
-    """Run what the options need: item text encoding, KAR profiles, LLMRec pseudo positives."""
+                  generator: Any = None, encoder: Any = None, max_len: int = 50) -> Offline:
+    """Run what the options need: item text encoding, KAR profiles, LLMRec pseudo positives.
+    ``max_len``: the training windows' length (KAR's leak-free window profiles)."""
     from safetensors.torch import save_file
 
     from recwise.llmers import (
@@ -190,8 +191,10 @@ def offline_steps(cell: LLMERSRun, seqs: Sequences, mcfg_opts: dict[str, Any], d
         tables["item_text"] = encode_rows(enc(), item_texts(meta), st)
         steps.append(st.stop().as_dict())
     if kar:
+        if str(mcfg_opts.get("kar_user", True)).lower() in ("false", "0", "no"):  # no user table read
+            kcfg = replace(kcfg, user_profile="history")  # so no window profiles to write and encode
         g = gen() if (kcfg.item_budget or kcfg.user_budget) else None
-        res = build_knowledge(seqs, meta, g, enc(), kcfg, progress=progress)
+        res = build_knowledge(seqs, meta, g, enc(), kcfg, max_len=max_len, progress=progress)
         tables["item_knowledge"], tables["user_knowledge"] = res.item_vectors, res.user_vectors
         write_jsonl(folder / "knowledge.jsonl", res.records)
         steps.append(res.stats.as_dict())
@@ -213,6 +216,17 @@ def offline_steps(cell: LLMERSRun, seqs: Sequences, mcfg_opts: dict[str, Any], d
             write_jsonl(folder / "pseudo.jsonl", pres.records)
             steps.append(pres.stats.as_dict())
     return Offline(text_path, pairs, steps)
+
+
+def _window_profiles(mcfg: Any, opts: dict[str, dict[str, str]]) -> bool:
+    """Whether training rows read per-window user profiles (KAR with user knowledge, the default
+    ``kar.user_profile=window``): their ``user`` column then holds the row of the user-knowledge
+    table (``n_users + window``); validation, test and pseudo rows keep the user id, whose row is
+    the profile of the whole training history."""
+    from recwise.llmers import KnowledgeConfig
+
+    kcfg = config_from_dict(KnowledgeConfig, opts["kar"], where="kar")
+    return mcfg.knowledge == "kar" and mcfg.kar_user and kcfg.user_profile == "window"
 
 
 def _segments(ranks: np.ndarray, data: Batch, bins: np.ndarray) -> dict[str, dict[str, float]]:
@@ -292,13 +306,17 @@ def run(
         folder = Path(scratch.name)
     t_off = time.perf_counter()
     off = offline_steps(cell, seqs, model_opts, dcfg, opts, folder, progress=progress, generator=generator,
-                        encoder=encoder)
+                        encoder=encoder, max_len=max_len)
     offline_seconds = time.perf_counter() - t_off
     if off.text_path is not None and not model_opts.get("text_path"):
         model_opts["text_path"] = str(off.text_path)
     mcfg = config_from_dict(cls.Config, model_opts, where="model")
 
     train = make_examples(seqs, kind, max_len, dcfg.padding)
+    if _window_profiles(mcfg, opts):  # KAR, leak-free: each training row reads its window's profile
+        from recwise.llmers.knowledge import train_profile_rows
+
+        train = {**train, "user": torch.from_numpy(train_profile_rows(seqs, max_len, kind))}
     if off.pairs:
         train = _with_pseudo(train, pseudo_rows(seqs, off.pairs, kind, max_len, dcfg.padding, dcfg.pseudo_weight))
     val = eval_inputs(seqs, "val", max_len, dcfg.padding)
