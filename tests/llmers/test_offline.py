@@ -146,5 +146,6 @@ def test_each_method_trains_and_beats_popularity(ml100k, encoder, tmp_path, meth
         assert info["pseudo_rows"] == 30 and (tmp_path / "run" / "pseudo.jsonl").exists()
     if method == "kar":
         lines = (tmp_path / "run" / "knowledge.jsonl").read_text().splitlines()
-        windows = json.loads((tmp_path / "run" / "run.json").read_text())["offline_steps"][0]["extra"]["window_profiles"]
+        steps = json.loads((tmp_path / "run" / "run.json").read_text())["offline_steps"]
+        windows = steps[0]["extra"]["window_profiles"]
         assert windows > seqs.n_users and len(lines) == seqs.n_items + seqs.n_users + windows
