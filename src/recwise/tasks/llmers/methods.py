@@ -6,7 +6,8 @@ list and check them without loading the protocol).
 | ``plain`` | - | SASRec as in the sequential task |
 | ``text-init`` | model enhancement: initialisation (LLM2X / LLMInit) | ``model.item_init=text`` |
 | ``alpharec`` | model enhancement: embedding utilisation (AlphaRec) | ``model.item_tower=alpharec`` |
-| ``kar`` | knowledge enhancement (KAR) | ``model.knowledge=kar`` |
+| ``kar`` | knowledge enhancement (KAR), leak-free user profiles | ``model.knowledge=kar`` |
+| ``kar-history`` | KAR, whole-history user profiles (leaky) | ``model.knowledge=kar kar.user_profile=history`` |
 | ``kar-item`` | the same, item profiles only | ``model.knowledge=kar model.kar_user=false`` |
 | ``llmrec`` | interaction enhancement (LLMRec) | ``data.pseudo=llmrec`` |
 """
@@ -25,6 +26,7 @@ for _name, _options in (
     ("text-init", {"model": {"item_init": "text"}}),
     ("alpharec", {"model": {"item_tower": "alpharec"}}),
     ("kar", {"model": {"knowledge": "kar"}}),
+    ("kar-history", {"model": {"knowledge": "kar"}, "kar": {"user_profile": "history"}}),
     ("kar-item", {"model": {"knowledge": "kar", "kar_user": "false"}}),
     ("llmrec", {"data": {"pseudo": "llmrec"}}),
 ):
