@@ -8,7 +8,7 @@ import torch
 pytest.importorskip("numba")
 
 from recwise.errors import ConfigError
-from recwise.nn._scan_numba import selective_scan_numba
+from recwise.nn._scan_numba import causal_conv1d_silu_numba, selective_scan_numba, selective_scan_numba_v1
 from recwise.nn.mamba import Mamba, scan_impl, selective_scan, selective_scan_ref
 
 
@@ -40,11 +40,12 @@ CASES = [((1, 1, 1, 1), True, True, True, True), ((2, 3, 7, 4), False, False, Fa
          ((4, 2, 33, 3), True, True, False, False), ((1, 6, 64, 5), False, True, True, True)]
 
 
+@pytest.mark.parametrize("fn", [selective_scan_numba, selective_scan_numba_v1], ids=["numba", "numba_v1"])
 @pytest.mark.parametrize(("shape", "use_D", "use_z", "use_bias", "softplus"), CASES)
-def test_numba_scan_matches_reference_float32(shape, use_D, use_z, use_bias, softplus) -> None:  # noqa: ANN001
+def test_numba_scan_matches_reference_float32(fn, shape, use_D, use_z, use_bias, softplus) -> None:  # noqa: ANN001
     args = _inputs(*shape, seed=sum(shape))
     y_ref, g_ref = _run(selective_scan_ref, args, use_D, use_z, use_bias, softplus)
-    y, g = _run(selective_scan_numba, args, use_D, use_z, use_bias, softplus)
+    y, g = _run(fn, args, use_D, use_z, use_bias, softplus)
     assert y.dtype == torch.float32
     torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
     assert len(g) == len(g_ref)
@@ -102,9 +103,74 @@ def test_auto_picks_numba_on_cpu_and_mamba_block_agrees() -> None:
     x = torch.randn(2, 12, 8, requires_grad=True)
     y = m(x)  # auto -> numba
     gx, gA = torch.autograd.grad(y.square().sum(), (x, m.A_log))
+    for impl in ("sequential", "numba_v1"):  # the (B, d, L) path of mamba_ssm's layout
+        m.scan = impl
+        y_ref = m(x)
+        gx_ref, gA_ref = torch.autograd.grad(y_ref.square().sum(), (x, m.A_log))
+        torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(gx, gx_ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(gA, gA_ref, atol=1e-5, rtol=1e-5)
+    # ``at``: only the output at one position per row, the same values and gradients
+    at = torch.tensor([11, 4])
+    m.scan = "numba"
+    y_at = m(x, at=at)
+    torch.testing.assert_close(y_at, y[torch.arange(2), at], atol=1e-6, rtol=1e-6)
+    gx_at = torch.autograd.grad(y_at.square().sum(), x)[0]
     m.scan = "sequential"
-    y_ref = m(x)
-    gx_ref, gA_ref = torch.autograd.grad(y_ref.square().sum(), (x, m.A_log))
+    gx_at_ref = torch.autograd.grad(m(x)[torch.arange(2), at].square().sum(), x)[0]
+    torch.testing.assert_close(gx_at, gx_at_ref, atol=1e-5, rtol=1e-5)
+
+
+def test_channel_blocks_and_long_state_match_reference() -> None:
+    # more channels than one block of the kernel (64) and a tail block; 32 states as Mamba4Rec/SIGMA
+    args = _inputs(2, 150, 20, 32, seed=21)
+    y_ref, g_ref = _run(selective_scan_ref, args, True, True, True, True)
+    y, g = _run(selective_scan_numba, args, True, True, True, True)
     torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(gx, gx_ref, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(gA, gA_ref, atol=1e-5, rtol=1e-5)
+    for a, r in zip(g, g_ref):
+        torch.testing.assert_close(a, r, atol=1e-4, rtol=1e-4)
+
+
+def test_last_step_and_loss_at_one_position_per_row() -> None:
+    # prefix training: each row's output is read at one position; the kernel stops there (``last``)
+    # and the backward skips the steps after the last nonzero gradient: same values and gradients
+    u, delta, A, B, C, D, z, bias = args = _inputs(4, 6, 30, 5, seed=9)
+    at = torch.tensor([29, 0, 13, 7])
+    rows = torch.arange(4)
+    y_ref = selective_scan_ref(u, delta, A, B, C, D, z, bias, delta_softplus=True)[rows, :, at]
+    g_ref = torch.autograd.grad(y_ref.square().sum(), args)
+    y_full = selective_scan_numba(u, delta, A, B, C, D, z, bias, delta_softplus=True, last=at)
+    assert float(y_full.detach()[1, :, 1:].abs().max()) == 0.0  # not computed after ``last``
+    y = y_full[rows, :, at]
+    g = torch.autograd.grad(y.square().sum(), args)
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+    for a, r in zip(g, g_ref):
+        torch.testing.assert_close(a, r, atol=1e-5, rtol=1e-5)
+
+
+def test_prefix_loss_gradients_do_not_underflow_into_subnormals() -> None:
+    # a loss at the first step only: the reverse recurrence decays for many steps (flushed to 0)
+    args = _inputs(2, 4, 200, 8, seed=4)
+    bias, A = args[7], args[2]
+    with torch.no_grad():
+        A.mul_(20.0)
+    g = torch.autograd.grad(selective_scan_numba(*args[:7], bias, delta_softplus=True)[:, :, 0].sum(), args)
+    g_ref = torch.autograd.grad(selective_scan_ref(*args[:7], bias, delta_softplus=True)[:, :, 0].sum(), args)
+    for a, r in zip(g, g_ref):
+        torch.testing.assert_close(a, r, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_causal_conv_silu_matches_torch_conv(dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 9, 70, generator=g, dtype=dtype, requires_grad=True)
+    w = torch.randn(70, 1, 4, generator=g, dtype=dtype, requires_grad=True)
+    b = torch.randn(70, generator=g, dtype=dtype, requires_grad=True)
+    y = causal_conv1d_silu_numba(x, w, b)
+    y_ref = torch.nn.functional.silu(torch.nn.functional.conv1d(x.transpose(1, 2), w, b, padding=3, groups=70)[..., :9])
+    y_ref = y_ref.transpose(1, 2)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(y, y_ref, atol=tol, rtol=tol)
+    gy = torch.randn(y.shape, generator=g, dtype=dtype)
+    for a, r in zip(torch.autograd.grad((y * gy).sum(), (x, w, b)), torch.autograd.grad((y_ref * gy).sum(), (x, w, b))):
+        torch.testing.assert_close(a, r, atol=tol * 10, rtol=tol)

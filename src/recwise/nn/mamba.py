@@ -45,9 +45,11 @@ except Exception:  # noqa: BLE001 - ImportError, or the extension failing to loa
 
 
 try:
+    from recwise.nn._scan_numba import causal_conv1d_silu_numba as _numba_conv
     from recwise.nn._scan_numba import selective_scan_numba as _numba_selective_scan
+    from recwise.nn._scan_numba import selective_scan_numba_v1 as _numba_v1_selective_scan
 except ImportError:  # numba is optional (the ``fast`` extra)
-    _numba_selective_scan = None  # type: ignore[assignment]
+    _numba_selective_scan = _numba_v1_selective_scan = _numba_conv = None  # type: ignore[assignment]
 
 
 def cuda_scan_available() -> bool:
@@ -197,7 +199,7 @@ def selective_scan(
     return _finish(y, u, D, z, dtype)
 
 
-ScanImpl = Literal["auto", "numba", "parallel", "sequential", "cuda"]
+ScanImpl = Literal["auto", "numba", "numba_v1", "parallel", "sequential", "cuda"]
 
 
 def scan_impl(impl: ScanImpl, on_cuda: bool):  # noqa: ANN201
@@ -212,15 +214,15 @@ def scan_impl(impl: ScanImpl, on_cuda: bool):  # noqa: ANN201
         if _cuda_selective_scan is None:
             raise DependencyError("scan='cuda' needs mamba_ssm with its CUDA kernels: pip install mamba-ssm")
         return _cuda_selective_scan
-    if impl == "numba":
+    if impl in ("numba", "numba_v1"):
         if _numba_selective_scan is None:
-            raise DependencyError("scan='numba' needs numba: pip install 'recwise[fast]'")
-        return _numba_selective_scan
+            raise DependencyError(f"scan={impl!r} needs numba: pip install 'recwise[fast]'")
+        return _numba_selective_scan if impl == "numba" else _numba_v1_selective_scan
     if impl == "sequential":
         return selective_scan_ref
     if impl == "parallel":
         return selective_scan
-    raise ConfigError(f"option 'scan' must be auto, numba, parallel, sequential or cuda; got {impl!r}")
+    raise ConfigError(f"option 'scan' must be auto, numba, numba_v1, parallel, sequential or cuda; got {impl!r}")
 
 
 class Mamba(nn.Module):
@@ -233,9 +235,12 @@ class Mamba(nn.Module):
     d_conv : int, default 4
     expand : int, default 2
     dt_rank : int or "auto" (``ceil(d_model / 16)``)
-    scan : "auto" | "numba" | "parallel" | "sequential" | "cuda", default "auto"
+    scan : "auto" | "numba" | "numba_v1" | "parallel" | "sequential" | "cuda", default "auto"
         ``auto`` uses mamba_ssm's CUDA kernel on CUDA tensors when importable, the numba kernel on
-        CPU tensors when numba imports, else ``parallel`` (see :func:`scan_impl`).
+        CPU tensors when numba imports, else ``parallel`` (see :func:`scan_impl`). ``numba_v1`` is
+        the first numba kernel, kept for before/after benchmarks; with ``numba`` the whole block
+        runs in the (B, L, d_inner) layout (numba causal conv, no transposed copies), and with
+        ``at`` the scan stops there.
 
     Example
     -------
@@ -275,8 +280,37 @@ class Mamba(nn.Module):
     def _scan_fn(self, x: torch.Tensor):  # noqa: ANN202
         return scan_impl(self.scan, x.is_cuda)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """hidden_states: (B, L, d_model) -> (B, L, d_model)."""
+    def forward(self, hidden_states: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+        """hidden_states: (B, L, d_model) -> (B, L, d_model); with ``at`` (B,) positions, only the
+        output at ``at[b]`` of each row b: (B, d_model) (the scan still runs over every step)."""
+        scan = self._scan_fn(hidden_states)
+        if scan is _numba_selective_scan and scan is not None:
+            y = self._forward_bld(hidden_states, scan, at)
+        else:
+            y = self._forward_bdl(hidden_states, scan)
+        if at is not None:
+            y = y[torch.arange(y.shape[0], device=y.device), at]
+        return self.out_proj(y)
+
+    def _forward_bld(self, h: torch.Tensor, scan, at: torch.Tensor | None) -> torch.Tensor:  # noqa: ANN001
+        """Every (B, L, d_inner) tensor stays (B, L, d_inner)-contiguous, the numba kernels' layout:
+        x and z come from two GEMMs on the halves of in_proj's weight, the causal conv + SiLU is a
+        numba kernel, and the scan takes and returns transposed views (no copies)."""
+        di, W = self.d_inner, self.in_proj.weight
+        bx, bz = (self.in_proj.bias[:di], self.in_proj.bias[di:]) if self.in_proj.bias is not None else (None, None)
+        x = F.linear(h, W[:di], bx)
+        z = F.linear(h, W[di:], bz)
+        x = _numba_conv(x, self.conv1d.weight, self.conv1d.bias)
+        x_dbl = self.x_proj(x)  # (B, L, dt_rank + 2N)
+        dt, Bm, Cm = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = dt @ self.dt_proj.weight.t()  # (B, L, d_inner), bias added in the scan
+        A = -torch.exp(self.A_log.float())
+        y = scan(x.transpose(1, 2), dt.transpose(1, 2), A, Bm.transpose(1, 2), Cm.transpose(1, 2), self.D.float(),
+                 z=z.transpose(1, 2), delta_bias=self.dt_proj.bias.float(), delta_softplus=True, last=at)
+        return y.transpose(1, 2)  # (B, L, d_inner), contiguous
+
+    def _forward_bdl(self, hidden_states: torch.Tensor, scan) -> torch.Tensor:  # noqa: ANN001
+        """mamba_ssm's (B, d_inner, L) layout (CUDA kernel, the reference and parallel scans, numba_v1)."""
         L = hidden_states.shape[1]
         xz = self.in_proj(hidden_states).transpose(1, 2)  # (B, 2*d_inner, L)
         x, z = xz.chunk(2, dim=1)
@@ -285,7 +319,7 @@ class Mamba(nn.Module):
         dt, Bm, Cm = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = (dt @ self.dt_proj.weight.t()).transpose(1, 2)  # (B, d_inner, L), bias added in the scan
         A = -torch.exp(self.A_log.float())
-        y = self._scan_fn(x)(x.contiguous(), dt.contiguous(), A, Bm.transpose(1, 2).contiguous(),
-                             Cm.transpose(1, 2).contiguous(), self.D.float(), z=z.contiguous(),
-                             delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
-        return self.out_proj(y.transpose(1, 2))
+        y = scan(x.contiguous(), dt.contiguous(), A, Bm.transpose(1, 2).contiguous(),
+                 Cm.transpose(1, 2).contiguous(), self.D.float(), z=z.contiguous(),
+                 delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
+        return y.transpose(1, 2)

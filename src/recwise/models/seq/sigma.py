@@ -21,6 +21,13 @@ Faithful to the released ``ziwliu8/SIGMA`` ``model/gated_mamba.py`` (identical t
 Options beyond the release: ``flip_len`` (int), ``flip_scale`` (``flip_len`` scales with the input
 length as ``round(flip_len * L / 50)`` -- e.g. 180 of 200 -- instead of staying 45), ``gate``.
 
+``forward`` (prefix training, evaluation) computes the position-wise layers -- Mamba's out_proj,
+the gates, the combination, the projection, dropout, LayerNorm and FFN of the last layer -- at each
+row's last position only (``positions="last"``, default; ``"all"``: every position, then the gather,
+as before); dropout masks are drawn for the whole (B, L, .) tensors and read there
+(:func:`~recwise.models.seq.mamba4rec.dropout_at`), so both give the same numbers up to float
+rounding. The two scans, the conv and the GRU still run over every position.
+
 Examples: ``prefix`` only. The flip makes position ``j < flip_len`` see items at later positions,
 so a loss at every position would let the model read its targets.
 """
@@ -36,7 +43,8 @@ from torch import nn
 from recwise.data.schema import Schema
 from recwise.data.table import Batch
 from recwise.errors import ConfigError
-from recwise.models.seq._base import Dropout, FeedForward, SeqModel, init_normal
+from recwise.models.seq._base import Dropout, FeedForward, SeqModel, init_normal, last_index
+from recwise.models.seq.mamba4rec import dropout_at, ffn_at
 from recwise.nn.mamba import Mamba
 from recwise.registry import register
 
@@ -54,7 +62,8 @@ class SIGMAConfig:
     gate: Literal["as_released", "corrected"] = "as_released"
     gate_dropout: float = 0.2
     combine_init: tuple[float, ...] = (0.1, 0.1, 0.8)  # (GRU, flipped, forward), raw
-    scan: Literal["auto", "numba", "parallel", "sequential", "cuda"] = "auto"
+    scan: Literal["auto", "numba", "numba_v1", "parallel", "sequential", "cuda"] = "auto"
+    positions: Literal["last", "all"] = "last"  # forward: position-wise layers at the last position only
 
     def __post_init__(self) -> None:
         if self.flip_len < 0:
@@ -88,20 +97,30 @@ class GMambaBlock(nn.Module):
     def flip_len(self, L: int) -> int:
         return round(self.c.flip_len * L / 50) if self.c.flip_scale else self.c.flip_len
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, L, d) -> (B, L, d)."""
-        xf = partial_flip(x, self.flip_len(x.shape[1]))
-        B = x.shape[0]
-        m_both = self.mamba(torch.cat([x, xf], dim=0))  # one shared Mamba, both directions in one call
+    def forward(self, x: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, L, d) -> (B, L, d); with ``at`` (B,) positions: the output there only, (B, d)."""
+        B, L = x.shape[:2]
+        xf = partial_flip(x, self.flip_len(L))
+        # one shared Mamba, both directions in one call
+        m_both = self.mamba(torch.cat([x, xf], dim=0), at=None if at is None else torch.cat([at, at]))
         m, mf = m_both[:B], m_both[B:]
+        yg, _ = self.gru(self.conv1d(x.transpose(1, 2)).transpose(1, 2))
+        rows = torch.arange(B)
+        if at is not None:
+            x, xf, yg = x[rows, at], xf[rows, at], yg[rows, at]
+
+        def drop(t: torch.Tensor) -> torch.Tensor:
+            if at is None:
+                return self.gate_dropout(t)
+            return dropout_at(t, (B, L, t.shape[-1]), rows, at, self.gate_dropout.p, self.training)
+
         h1 = x + self.dense1(x)
-        g1 = self.gate_dropout(self.gate_silu(nn.functional.silu(h1)) + self.gate_sigmoid(torch.sigmoid(h1)))
+        g1 = drop(self.gate_silu(nn.functional.silu(h1)) + self.gate_sigmoid(torch.sigmoid(h1)))
         h2 = xf + self.dense2(xf)
         s_in = g1 if self.c.gate == "as_released" else h2  # the released code feeds the gated g1
-        g2 = self.gate_dropout(self.gate_silu(nn.functional.silu(h2)) + self.gate_sigmoid(torch.sigmoid(s_in)))
+        g2 = drop(self.gate_silu(nn.functional.silu(h2)) + self.gate_sigmoid(torch.sigmoid(s_in)))
         yf = m * g1 + m
         yb = mf * g2 + mf
-        yg, _ = self.gru(self.conv1d(x.transpose(1, 2)).transpose(1, 2))
         w = self.combining_weights
         return self.projection(w[2] * yf + w[1] * yb + w[0] * yg)
 
@@ -115,9 +134,14 @@ class SIGMALayer(nn.Module):
         self.norm = nn.LayerNorm(c.hidden_size, eps=1e-12)
         self.ffn = FeedForward(c.hidden_size, 4 * c.hidden_size, c.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.dropout(self.block(x))
-        return self.ffn(self.norm(h + x) if self.residual else self.norm(h))
+    def forward(self, x: torch.Tensor, at: torch.Tensor | None = None) -> torch.Tensor:
+        if at is None:
+            h = self.dropout(self.block(x))
+            return self.ffn(self.norm(h + x) if self.residual else self.norm(h))
+        rows = torch.arange(x.shape[0])
+        h = dropout_at(self.block(x, at), x.shape, rows, at, self.dropout.p, self.training)
+        h = self.norm(h + x[rows, at]) if self.residual else self.norm(h)
+        return ffn_at(self.ffn, h, x.shape[1], rows, at)
 
 
 @register("sequential", "sigma")
@@ -144,5 +168,14 @@ class SIGMA(SeqModel):
         for layer in self.layers:
             x = layer(x)
         return x
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        if self.config.positions == "all" or batch["item_seq"].is_cuda:
+            return super().forward(batch)
+        at = last_index(batch["item_seq"], batch["item_len"])
+        x = self.norm(self.dropout(self.item_embedding(batch["item_seq"])))
+        for layer in self.layers[:-1]:
+            x = layer(x)
+        return self.score(self.layers[-1](x, at=at))
 
 
