@@ -51,6 +51,9 @@ class SequentialTask(Task):
         parser.add_argument("--examples", default=None, choices=("auto", "prefix", "sequence", "cloze"),
                             help="training-example construction (default: the model's)")
         parser.add_argument("--mask-history", action="store_true", help="score the user's earlier items -inf (PAD)")
+        parser.add_argument("--preset", default=None, metavar="NAME|FILE",
+                            help="options preset: a name from configs/seq/ (sigma-paper: SIGMA's own baseline "
+                                 "configs, prefix examples at batch 2048) or a YAML file; default: recwise's defaults")
 
     def options(self, args: argparse.Namespace, units: Any) -> dict[str, Any]:
         opts = super().options(args, units)
@@ -58,7 +61,24 @@ class SequentialTask(Task):
             opts["data"]["examples"] = args.examples
         if args.mask_history:
             opts["data"]["mask_history"] = "true"
-        return opts
+        preset = getattr(args, "preset", None)
+        if preset is None:
+            return opts
+        from recwise.tasks.sequential.protocol import load_preset, resolve_preset
+
+        loaded = load_preset(preset)
+        # each model's options, checked (unknown keys are errors) before any data is read
+        resolved = {m: resolve_preset(loaded, m, opts.get("train"), opts.get("model"), opts.get("data"))
+                    for m in units}
+        return {**opts, "preset": preset, "resolved": resolved}
+
+    def cells(self, args: argparse.Namespace, units: Any, seeds: Any, options: dict[str, Any]) -> list[Cell]:
+        if "resolved" not in options:
+            return super().cells(args, units, seeds, options)
+        from recwise.bench import Cell
+
+        rest = {k: v for k, v in options.items() if k != "resolved"}
+        return [Cell(self.name, args.dataset, m, s, {**rest, **options["resolved"][m]}) for m in units for s in seeds]
 
     def load(self, args: argparse.Namespace, out: Path | None) -> tuple[Any, dict[str, Any]]:
         from recwise.data.seq_datasets import load_sequences, seq_dataset_info

@@ -44,9 +44,61 @@ from recwise.train import TrainConfig, Trainer, save_model, seed_everything
 from recwise.train.memory import return_freed_memory
 from recwise.train.presets import sequential_train_defaults
 
-__all__ = ["SeqRun", "evaluate", "run", "seq_loss"]
+__all__ = ["PRESETS", "SeqRun", "evaluate", "load_preset", "resolve_preset", "run", "seq_loss"]
 
 TASK = "sequential"
+PRESETS = Path(__file__).resolve().parents[2] / "configs" / "seq"
+_PRESET_KEYS = {"train", "data", "models"}
+
+
+def load_preset(preset: str | Path) -> dict[str, Any]:
+    """A preset of the sequential task: a name from ``configs/seq/`` (``sigma-paper``) or a YAML file.
+
+    Layout: ``train:`` and ``data:`` options for every model, and under ``models: {name: ...}`` a
+    model's options plus its own optional ``train:`` / ``data:`` blocks. Unknown top-level keys and
+    unregistered model names are errors; options are checked when a model's cell is resolved
+    (:func:`resolve_preset`).
+    """
+    import yaml
+
+    text = str(preset)
+    path = Path(text) if text.endswith((".yaml", ".yml")) or "/" in text else PRESETS / f"{text}.yaml"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+        raise ConfigError(f"option --preset: no preset {text!r} (named presets: {names}; or a YAML file path)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"preset {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict) or set(data) - _PRESET_KEYS:
+        bad = sorted(set(data) - _PRESET_KEYS) if isinstance(data, dict) else data
+        raise ConfigError(f"preset {path}: unknown top-level key(s) {bad}; allowed: {sorted(_PRESET_KEYS)}")
+    models = dict(data.get("models") or {})
+    from recwise.registry import list_models
+
+    known = set(list_models(TASK))
+    for name in models:
+        if name not in known:
+            raise ConfigError(f"preset {path}: unknown model {name!r} under models:; registered: {sorted(known)}")
+    return {"path": str(path), "train": dict(data.get("train") or {}), "data": dict(data.get("data") or {}),
+            "models": models}
+
+
+def resolve_preset(preset: dict[str, Any], model: str, train_options: dict[str, Any] | None = None,
+                   model_options: dict[str, Any] | None = None,
+                   data_options: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """A model's ``train`` / ``model`` / ``data`` options: the preset's, then the given overrides
+    (the command line's); each scope is checked against its config (unknown keys are errors)."""
+    entry = dict(preset["models"].get(model) or {})
+    train = {**preset["train"], **dict(entry.pop("train", None) or {}), **(train_options or {})}
+    data = {**preset["data"], **dict(entry.pop("data", None) or {}), **(data_options or {})}
+    mopts = {**entry, **(model_options or {})}
+    cls = get_model(TASK, model)
+    where = f"preset {preset['path']}, model {model}"
+    config_from_dict(TrainConfig, {**train, "seed": 0}, where=f"{where}: train")
+    config_from_dict(SeqDataConfig, data, where=f"{where}: data")
+    config_from_dict(cls.Config, mopts, where=f"{where}: model")
+    return {"train": train, "model": mopts, "data": data}
 
 
 @dataclass(frozen=True)
