@@ -38,6 +38,12 @@ class GeneratorConfig:
         contexts decoding at once (default: one per thread).
     context : int, default 4096
         llama.cpp backend: context window per row.
+    decoding, batch : str, int or None
+        llama.cpp backend: ``"batched"`` (default; up to ``batch`` rows, default 64, decoded
+        together in one context) or ``"pool"`` (one row per context).
+    quant : str or None, default None
+        llama.cpp backend, opt-in: re-quantize the model once (``"iq4_nl"``, ``"q4_0"``,
+        ``"q8_0"``) for faster CPU kernels; changes the texts (and the cache fingerprint).
     base_url, api_key : str or None
         HTTP backend; default from ``$RECWISE_LLM_BASE_URL`` / ``$RECWISE_LLM_API_KEY``.
     timeout_s, max_retries, backoff_s, max_retry_after_s, concurrency
@@ -60,6 +66,9 @@ class GeneratorConfig:
     threads: int | None = None
     parallel: int | None = None
     context: int = 4096
+    decoding: Literal["batched", "pool"] = "batched"
+    batch: int | None = None
+    quant: str | None = None
     base_url: str | None = None
     api_key: str | None = None
     timeout_s: float = 60.0
@@ -173,7 +182,8 @@ def load_generator(config: GeneratorConfig | Mapping[str, Any] | None = None, **
         from recwise.llm._llamacpp import LlamaCppBackend
 
         backend = LlamaCppBackend(cfg.model or "smollm2", threads=cfg.threads, parallel=cfg.parallel,
-                                  context=cfg.context, gpu_layers=-1 if cfg.device == "cuda" else 0)
+                                  context=cfg.context, gpu_layers=-1 if cfg.device == "cuda" else 0,
+                                  decoding=cfg.decoding, batch=cfg.batch, quant=cfg.quant)
     elif kind == "transformers":
         from recwise.llm._local import LocalBackend
 
