@@ -11,6 +11,14 @@ reference's. Ratios are the reference's time over each implementation's.
     .venv/bin/python benchmarks/selective_scan.py                 # batch 64, lengths 50 and 200
     .venv/bin/python benchmarks/selective_scan.py --batch 256 --lengths 50 --threads 1
     .venv/bin/python benchmarks/selective_scan.py --impls numba,parallel   # skip the slow reference
+    .venv/bin/python benchmarks/selective_scan.py --yardstick --batch 4096 --lengths 50 --threads 1
+
+``--yardstick``: the numba kernels (``numba``; ``numba_v1``, the first one) in GFLOP/s against a
+matmul of the same FLOPs on the same threads, the machine's practical FLOP limit. FLOPs follow
+VMamba's count for the selective scan (``flops_selective_scan_fn``): 9 B L D N per forward (the
+exp counted as one), and backward = 2 x forward, so 27 B L D N for forward + backward. The matmul is
+(B L, D) @ (D, 4.5 N): 2 B L D (4.5 N) = 9 B L D N. Ratio = scan time / matmul time (1 = at the
+limit). The kernel gets (B, L, D)-contiguous inputs as the Mamba block passes them.
 """
 
 from __future__ import annotations
@@ -27,9 +35,47 @@ from recwise.nn.mamba import numba_scan_available, selective_scan, selective_sca
 
 IMPLS = {"sequential": selective_scan_ref, "parallel": selective_scan}
 if numba_scan_available():
-    from recwise.nn._scan_numba import selective_scan_numba
+    from recwise.nn._scan_numba import selective_scan_numba, selective_scan_numba_v1
 
     IMPLS["numba"] = selective_scan_numba
+    IMPLS["numba_v1"] = selective_scan_numba_v1
+
+
+def yardstick(b: int, d: int, L: int, n: int, threads: int, repeats: int,
+              impls: tuple[str, ...] = ("numba_v1", "numba")) -> list[dict]:
+    """Print and return each impl's forward and forward + backward GFLOP/s next to a matmul of the
+    same FLOPs (see the module docstring), all at ``threads`` threads, median of ``repeats``."""
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(0)
+    # (b, l, d)-contiguous tensors seen as (b, d, l), as recwise's Mamba block passes them
+    u, delta, z = (torch.randn(b, L, d, generator=g).transpose(1, 2) for _ in range(3))
+    delta = delta * 0.5
+    A = -torch.rand(d, n, generator=g) * 2 - 0.1
+    B, C = (torch.randn(b, L, n, generator=g).transpose(1, 2) for _ in range(2))
+    D, bias = torch.randn(d, generator=g), torch.randn(d, generator=g) * 0.1
+    args = [t.requires_grad_() for t in (u, delta, A, B, C, D, z, bias)]
+    flops_fwd = 9 * b * L * d * n
+    x, w = torch.randn(b * L, d, generator=g), torch.randn(d, round(4.5 * n), generator=g)
+    mm = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        x @ w
+        mm.append(time.perf_counter() - t0)
+    t_mm = statistics.median(mm[1:])
+    gf_mm = 2 * b * L * d * round(4.5 * n) / t_mm / 1e9
+    print(f"{'impl':<9} {'fwd ms':>8} {'f+b ms':>8} {'fwd GFLOP/s':>11} {'f+b GFLOP/s':>11} {'matmul GFLOP/s':>14} "
+          f"{'fwd / matmul':>12} {'f+b / 3 matmuls':>15}")
+    rows = []
+    for impl in impls:
+        f, t, _ = time_one(IMPLS[impl], args, repeats, time.perf_counter)
+        row = {"impl": impl, "batch": b, "d_inner": d, "L": L, "d_state": n, "threads": threads, "fwd_ms": f * 1e3,
+               "fwd_bwd_ms": t * 1e3, "fwd_gflops": flops_fwd / f / 1e9, "fwd_bwd_gflops": 3 * flops_fwd / t / 1e9,
+               "matmul_gflops": gf_mm, "fwd_over_matmul": f / t_mm, "fwd_bwd_over_matmul": t / (3 * t_mm)}
+        rows.append(row)
+        print(f"{impl:<9} {row['fwd_ms']:>8.1f} {row['fwd_bwd_ms']:>8.1f} {row['fwd_gflops']:>11.1f} "
+              f"{row['fwd_bwd_gflops']:>11.1f} {gf_mm:>14.1f} {row['fwd_over_matmul']:>11.1f}x "
+              f"{row['fwd_bwd_over_matmul']:>14.1f}x", flush=True)
+    return rows
 
 
 def inputs(b: int, d: int, L: int, n: int) -> list[torch.Tensor]:
@@ -73,8 +119,16 @@ def main() -> int:
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall: elapsed time; cpu: this process's CPU time (all its threads), which a "
                          "loaded shared machine inflates less")
+    ap.add_argument("--yardstick", action="store_true", help="numba kernels against a matmul of the same FLOPs")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    if args.yardstick:
+        rows = [r for L in args.lengths.split(",") for r in
+                yardstick(args.batch, args.d_inner, int(L), args.d_state, args.threads, args.repeats)]
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump({"args": vars(args), "rows": rows}, fh, indent=1)
+        return 0
     torch.set_num_threads(args.threads)
     impls = [i.strip() for i in args.impls.split(",") if i.strip()]
     for i in impls:

@@ -406,11 +406,11 @@ def _fwd2(u, delta, At, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nb
 
 
 @njit(parallel=True, **_JIT)
-def _bwd2(u, delta, At, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nblk, db, zero, tiny, gout, t_end,
+def _bwd2(u, delta, At, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nblk, db, zero, tiny, gout,
           g_u, g_delta, g_At_part, g_Bt, g_Ct, g_D_part, g_z, g_bias_part):  # pragma: no cover - compiled
-    # gout, g_u, g_delta, g_z: (b, L, d), zero-filled; g_At_part: (nblk, n, d); g_D_part, g_bias_part:
-    # (nblk, d); g_Bt, g_Ct: (b, L, n), zero-filled; t_end[b]: the last t with a nonzero gout[b, t]
-    # (-1: none): later steps contribute exactly 0 and are skipped
+    # gout, g_u, g_delta, g_z: (b, L, d); g_At_part: (nblk, n, d), g_D_part, g_bias_part: (nblk, d),
+    # zero-filled; g_Bt, g_Ct: (b, L, n). Steps after the last t with a nonzero gout[b, t] contribute
+    # exactly 0: they are skipped (their gradients set to 0), so are rows with gout[b] = 0.
     nb, L, nd = u.shape
     nn = At.shape[0]
     one = zero + _ONE
@@ -426,7 +426,15 @@ def _bwd2(u, delta, At, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nb
         gdu = np.empty(db, dtype=u.dtype)
         gA = g_At_part[k]
         for b in range(k * nb // nblk, (k + 1) * nb // nblk):
-            te = t_end[b]
+            te = L - 1
+            while te >= 0 and not np.any(gout[b, te] != zero):
+                te -= 1
+            g_u[b, te + 1:, :] = zero
+            g_delta[b, te + 1:, :] = zero
+            if has_z:
+                g_z[b, te + 1:, :] = zero
+            g_Bt[b, :, :] = zero
+            g_Ct[b, :, :] = zero
             if te < 0:
                 continue
             for d0 in range(0, nd, db):
@@ -455,6 +463,7 @@ def _bwd2(u, delta, At, Bt, Ct, D, z, bias, has_D, has_z, has_bias, softplus, nb
                     gut, gzt = g_u[b, t, d0:d0 + w], g_z[b, t, d0:d0 + w]
                     for j in range(w):  # the D and z terms; yat becomes dL/d<h[t], C[t]>
                         go = got[j]
+                        gut[j] = zero
                         if has_z:
                             zz = z[b, t, d0 + j]
                             sg = one / (one + _exp(-zz))
@@ -523,20 +532,18 @@ class _SelectiveScanNumba(torch.autograd.Function):
         has_D, has_z, has_bias, _ = ctx.flags
         dtype = u.dtype
         gout = gout.to(dtype).contiguous()
-        nz = (gout != 0).any(-1)  # (b, l)
-        L = gout.shape[1]
-        t_end = torch.where(nz.any(1), L - 1 - nz.flip(1).to(torch.int8).argmax(1), -1).to(torch.int64)
         nblk = _blocks(u.shape[0])
         nn, nd = At.shape
-        g_u, g_delta = torch.zeros_like(u), torch.zeros_like(delta)
-        g_z = torch.zeros_like(z) if has_z else torch.zeros(1, 1, 1, dtype=dtype)
-        g_Bt, g_Ct = torch.zeros_like(Bt), torch.zeros_like(Ct)
+        # written whole by the kernel (no zero-filling pass: fresh large blocks cost page faults)
+        g_u, g_delta = torch.empty_like(u), torch.empty_like(delta)
+        g_z = torch.empty_like(z) if has_z else torch.zeros(1, 1, 1, dtype=dtype)
+        g_Bt, g_Ct = torch.empty_like(Bt), torch.empty_like(Ct)
         g_At = torch.zeros(nblk, nn, nd, dtype=dtype)
         g_D = torch.zeros(nblk, nd, dtype=dtype)
         g_bias = torch.zeros(nblk, nd, dtype=dtype)
         _set_threads()
         _bwd2(u.numpy(), delta.numpy(), At.numpy(), Bt.numpy(), Ct.numpy(), D.numpy(), z.numpy(), bias.numpy(),
-              *ctx.flags, nblk, _DB, _zero(dtype), _tiny(dtype), gout.numpy(), t_end.numpy(), g_u.numpy(),
+              *ctx.flags, nblk, _DB, _zero(dtype), _tiny(dtype), gout.numpy(), g_u.numpy(),
               g_delta.numpy(), g_At.numpy(), g_Bt.numpy(), g_Ct.numpy(), g_D.numpy(), g_z.numpy(), g_bias.numpy())
         return (g_u, g_delta, g_At.sum(0), g_Bt, g_Ct, g_D.sum(0) if has_D else None, g_z if has_z else None,
                 g_bias.sum(0) if has_bias else None, None, None)
