@@ -178,3 +178,34 @@ def test_cli_run_and_resume_and_bench(tmp_path: Path, monkeypatch, capsys) -> No
     assert main(cmd + ["--set", "model.hiden_size=8"]) == 2
     err = capsys.readouterr().err
     assert "hiden_size" in err and len(err.strip().splitlines()) == 1
+
+
+def test_phase3_options_keep_phases_1_and_2_reusable(planted_text) -> None:  # noqa: ANN001
+    from recwise.models.seq.pad import PADConfig
+    from recwise.tasks.pad.protocol import PADTrainConfig, phase_fingerprints
+
+    seqs, _ = planted_text
+    cell, text = PADRun("planted", 0), PADTextConfig(**HASH)
+
+    def fps(train: dict, model: dict) -> dict[int, str]:
+        return phase_fingerprints(cell, seqs, PADTrainConfig(**train), PADConfig(**(TINY | model)), text)
+
+    base = fps({}, {})
+    for train, model in (({"gate_lr": 1e-2}, {}), ({}, {"gate_init": "uniform"}), ({}, {"gamma2": -2.0}),
+                         ({"lr3": 1e-3}, {})):
+        other = fps(train, model)
+        assert other[1] == base[1] and other[2] == base[2] and other[3] != base[3], (train, model)
+    assert fps({"lr2": 1e-3}, {})[1] == base[1] and fps({"lr2": 1e-3}, {})[2] != base[2]
+    assert fps({}, {"hidden_size": 32})[1] != base[1]
+
+
+def test_gate_lr_sets_the_gates_parameter_group(planted_text) -> None:  # noqa: ANN001
+    from recwise.data.sequence import seq_schema
+    from recwise.models.seq.pad import PADConfig
+
+    seqs, _ = planted_text
+    m = PADPhase3(seq_schema(seqs.n_items), PADConfig(**TINY), torch.randn(seqs.n_items + 1, 8),
+                  torch.randint(1, 11, (seqs.n_items + 1,)))
+    released, own = m.param_groups(1e-4, 0.1), m.param_groups(1e-4, 0.1, 1e-2)
+    assert released[0]["params"] == [m.gate] and released[0]["lr"] == 1e-4 and released[0]["weight_decay"] == 0.01
+    assert own[0]["lr"] == 1e-2 and own[1]["lr"] == 1e-4 and all(p is not m.gate for p in own[1]["params"])

@@ -29,7 +29,7 @@ import os
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -203,16 +203,24 @@ def _phase_epochs(tcfg: PADTrainConfig, phase: int) -> int:
 def phase_fingerprints(cell: PADRun, seqs: Sequences, tcfg: PADTrainConfig, mcfg: PADConfig,
                        xcfg: PADTextConfig) -> dict[int, str]:
     """One hash per phase over what that phase and the earlier ones depend on, so changing phase
-    3's options (``lr3``, ``epochs3``) keeps finished phases 1-2 reusable on ``resume``."""
+    3's options (``lr3``, ``epochs3``, ``gate_lr``, ``model.gate_init``, ``model.gamma2``) keeps
+    finished phases 1-2 reusable on ``resume``."""
+    gates = {"gate_init": mcfg.gate_init, "gamma2": mcfg.gamma2}  # phase 3's alone
+    default_gates = {k: getattr(PADConfig(), k) for k in gates}
+    phase12_model = config_to_dict(replace(mcfg, **default_gates))
     common = {"dataset": cell.dataset, "seed": cell.seed, "n_items": seqs.n_items, "interactions": len(seqs),
-              "model": config_to_dict(mcfg), "batch_size": tcfg.batch_size, "weight_decay": tcfg.weight_decay,
+              "model": phase12_model, "batch_size": tcfg.batch_size, "weight_decay": tcfg.weight_decay,
               "patience": tcfg.patience, "select": tcfg.select, "mask_history": tcfg.mask_history,
               "windows": tcfg.windows, "version": 1}
     fp1 = config_hash({**common, "phase": 1, "lr": tcfg.lr1, "epochs": _phase_epochs(tcfg, 1)})
     fp2 = config_hash({"after": fp1, "phase": 2, "text": config_to_dict(xcfg), "lr": tcfg.lr2,
                        "epochs": _phase_epochs(tcfg, 2)})
     p3 = {"after": fp2, "phase": 3, "lr": tcfg.lr3, "epochs": _phase_epochs(tcfg, 3)}
-    fp3 = config_hash(p3 | {"gate_lr": tcfg.gate_lr} if tcfg.gate_lr else p3)  # unset: the earlier hashes hold
+    if tcfg.gate_lr:  # unset (and default gates): the earlier hashes hold
+        p3["gate_lr"] = tcfg.gate_lr
+    if gates != default_gates:
+        p3["gates"] = gates
+    fp3 = config_hash(p3)
     return {1: fp1, 2: fp2, 3: fp3}
 
 
@@ -333,7 +341,7 @@ def run(
             trainer = Trainer(model, trc, loss_fn=lambda m, b: m.loss(b), monitor=monitor, mode="max", run_dir=pdir,
                               progress=progress, extra_state={"phase": phase, "fingerprint": fingerprint})
             # the release's AdamW; phase 3 with its two parameter groups
-            groups = (model.param_groups(lr, tcfg.weight_decay, tcfg.gate_lr or lr)  # type: ignore[operator]
+            groups = (model.param_groups(lr, tcfg.weight_decay, tcfg.gate_lr or lr)
                       if phase == 3 else model.parameters())
             trainer.optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=tcfg.weight_decay)
             ckpt = trainer.checkpoint_dir
