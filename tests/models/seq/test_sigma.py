@@ -87,3 +87,15 @@ def test_last_position_forward_gives_the_numbers_of_the_full_one(cls, cfg, layer
         assert grads.keys() == grads_ref.keys()
         for name in grads:
             torch.testing.assert_close(grads[name], grads_ref[name], atol=1e-5, rtol=1e-4)
+
+
+def test_fe_conv_as_one_gemm_equals_the_convolution() -> None:
+    torch.manual_seed(0)
+    block = GMambaBlock(SIGMAConfig(hidden_size=16, d_state=4))
+    x = torch.randn(3, 11, 16, requires_grad=True)
+    params = [x, block.conv1d.weight, block.conv1d.bias]
+    y = block.fe_conv(x)
+    y_ref = block.conv1d(x.transpose(1, 2)).transpose(1, 2)
+    torch.testing.assert_close(y, y_ref)
+    for a, r in zip(torch.autograd.grad(y.square().sum(), params), torch.autograd.grad(y_ref.square().sum(), params)):
+        torch.testing.assert_close(a, r, atol=1e-5, rtol=1e-5)

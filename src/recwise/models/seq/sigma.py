@@ -94,6 +94,20 @@ class GMambaBlock(nn.Module):
         self.gate_dropout = Dropout(c.gate_dropout)
         self.conv1d = nn.Conv1d(d, d, kernel_size=3, padding=1)
 
+    def fe_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """``conv1d(x.transpose(1, 2)).transpose(1, 2)`` (kernel 3, padding 1) as one GEMM over the
+        three shifted copies of x, (B, L, 3d) @ (3d, d): no transposes, and a cheaper backward on CPU
+        than the convolution's (measured 0.55 s at batch 2048, L 50)."""
+        w, b = self.conv1d.weight, self.conv1d.bias  # (d_out, d_in, 3), (d_out,)
+        k = w.shape[-1]
+        if self.conv1d.padding != (k // 2,) or x.is_cuda:
+            return self.conv1d(x.transpose(1, 2)).transpose(1, 2)
+        pad = k // 2
+        xp = nn.functional.pad(x, (0, 0, pad, pad))  # (B, L + 2 pad, d)
+        L = x.shape[1]
+        x3 = torch.cat([xp[:, i:i + L] for i in range(k)], dim=-1)  # (B, L, k d): x[t - pad + i]
+        return nn.functional.linear(x3, w.permute(0, 2, 1).reshape(w.shape[0], -1), b)
+
     def flip_len(self, L: int) -> int:
         return round(self.c.flip_len * L / 50) if self.c.flip_scale else self.c.flip_len
 
@@ -104,7 +118,7 @@ class GMambaBlock(nn.Module):
         # one shared Mamba, both directions in one call
         m_both = self.mamba(torch.cat([x, xf], dim=0), at=None if at is None else torch.cat([at, at]))
         m, mf = m_both[:B], m_both[B:]
-        yg, _ = self.gru(self.conv1d(x.transpose(1, 2)).transpose(1, 2))
+        yg, _ = self.gru(self.fe_conv(x))
         rows = torch.arange(B)
         if at is not None:
             x, xf, yg = x[rows, at], xf[rows, at], yg[rows, at]
