@@ -8,7 +8,7 @@ import pytest
 
 from recwise.data.sequence import make_examples
 from recwise.llmers import KnowledgeConfig, build_knowledge, item_meta_rows, item_tokens, read_item_meta
-from recwise.llmers.knowledge import profile_windows, train_items, train_profile_rows
+from recwise.llmers.knowledge import profile_windows, refreshed_examples, train_items, train_profile_rows
 
 from .conftest import scripted_generator
 
@@ -21,10 +21,10 @@ def meta(ml100k):  # noqa: ANN001, ANN201
     return item_meta_rows(item_tokens("ml-100k", seqs, raw), read_item_meta("ml-100k", raw))
 
 
-def _leaks(seqs, res, kind: str, rows: np.ndarray) -> int:  # noqa: ANN001
+def _leaks(seqs, res, kind: str, rows: np.ndarray, train=None) -> int:  # noqa: ANN001
     """Training examples whose profile shows one of their own or a later training target."""
     profile = {r["row"]: r for r in res.records if r["kind"] in ("user", "user-window")}
-    train = make_examples(seqs, kind, MAX_LEN, "right")
+    train = make_examples(seqs, kind, MAX_LEN, "right") if train is None else train
     users = train["user"].numpy()
     targets = train["target_seq"].numpy() if kind == "sequence" else train["target"].numpy()[:, None]
     leaks = 0
@@ -98,3 +98,23 @@ def test_window_profiles_stay_within_the_user_budget_and_cached(ml100k, meta, en
                             max_len=MAX_LEN, progress=False)
     assert (again.stats.llm_calls, again.stats.cache_hits) == (0, expected)
     np.testing.assert_array_equal(res.user_vectors, again.user_vectors)
+
+
+def test_refreshed_rows_use_every_target_once_with_fresher_profiles(ml100k, meta, encoder) -> None:  # noqa: ANN001
+    seqs, _ = ml100k
+    same = refreshed_examples(seqs, MAX_LEN, MAX_LEN)
+    plain = make_examples(seqs, "sequence", MAX_LEN, "right")
+    assert all(np.array_equal(same[k].numpy(), plain[k].numpy()) for k in plain)  # span = max_len: the usual rows
+    rows10 = refreshed_examples(seqs, MAX_LEN, 10)
+    t = rows10["target_seq"].numpy()
+    assert (t > 0).sum(1).max() == 10 and len(t) > 3 * len(plain["user"])
+    for u in (0, 5, int(np.argmax(np.diff(seqs.offsets)))):  # every training target exactly once
+        got = np.sort(t[rows10["user"].numpy() == u][t[rows10["user"].numpy() == u] > 0])
+        np.testing.assert_array_equal(got, np.sort(train_items(seqs, u)[1:]))
+    res = build_knowledge(seqs, meta, None, encoder, KnowledgeConfig(item_budget=0, user_budget=0, refresh=10),
+                          max_len=MAX_LEN, progress=False)
+    rows = train_profile_rows(seqs, 10, "sequence")
+    assert res.windows == len(rows) == len(t)
+    assert _leaks(seqs, res, "sequence", rows, rows10) == 0
+    stale = [r["history_items"] for r in res.records if r["kind"] == "user-window"]
+    assert len(stale) == len(t)

@@ -60,6 +60,9 @@ class KnowledgeConfig:
     # window: one profile per training window from the items before it (leak-free); history: one
     # profile per user from the whole training history, shown in every training window (leaks targets)
     user_profile: Literal["window", "history"] = "window"
+    # window: training targets per profile (and per training row); 0 = the task's max_len, i.e. the
+    # sequential construction's windows. Smaller = profiles less stale at the end of a row.
+    refresh: int = 0
 
     def __post_init__(self) -> None:
         for name in ("item_budget", "user_budget"):
@@ -68,6 +71,8 @@ class KnowledgeConfig:
         for name in ("history", "max_tokens", "chunk"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"option 'kar.{name}' must be >= 1; got {getattr(self, name)}")
+        if self.refresh < 0:
+            raise ConfigError(f"option 'kar.refresh' must be >= 0 (0: the task's max_len); got {self.refresh}")
 
 
 @dataclass
@@ -97,6 +102,33 @@ def profile_windows(seqs: Sequences, max_len: int) -> tuple[np.ndarray, np.ndarr
     k = np.arange(int(n_win.sum())) - np.repeat(np.concatenate([[0], np.cumsum(n_win)[:-1]]), n_win)
     cut = np.maximum(stop[user] - (k + 1) * max_len, start[user] + 1)
     return user, cut
+
+
+def refreshed_examples(seqs: Sequences, max_len: int, span: int, padding: str = "right") -> dict[str, Any]:
+    """Sequence-construction training rows with ``span`` targets each (``span <= max_len``), in the
+    order of :func:`profile_windows` ``(seqs, span)``: a row's inputs are the latest ``<= max_len``
+    items before its last target, and only its own ``span`` targets carry a loss (``target_seq`` 0
+    elsewhere), so every training target is used once per epoch, with ``max_len`` items of context,
+    and the row's profile (items before its first target) is at most ``span`` targets old. With
+    ``span == max_len`` these are :func:`recwise.data.sequence.sequence_examples`' rows."""
+    import torch
+
+    from recwise.data.sequence import windows
+
+    if not 1 <= span <= max_len:
+        raise ConfigError(f"option 'kar.refresh' must be in 1..max_len ({max_len}); got {span}")
+    user, cut = profile_windows(seqs, span)
+    start, stop = _train_range(seqs)
+    n_targets = np.maximum(stop - start - 1, 0)
+    n_rows = -(-n_targets // span)
+    k = np.arange(len(user)) - np.repeat(np.concatenate([[0], np.cumsum(n_rows)[:-1]]), n_rows)
+    tgt_end = stop[user] - k * span
+    inputs, length = windows(seqs.items, start[user], tgt_end - 1, max_len, padding)  # type: ignore[arg-type]
+    targets, _ = windows(seqs.items, start[user] + 1, tgt_end, max_len, padding)  # type: ignore[arg-type]
+    flat, _ = windows(np.arange(1, len(seqs.items) + 1), start[user] + 1, tgt_end, max_len, padding)  # type: ignore[arg-type]
+    targets = np.where(flat - 1 >= cut[:, None], targets, 0)  # only this row's targets
+    return {"item_seq": torch.from_numpy(inputs), "item_len": torch.from_numpy(length),
+            "target_seq": torch.from_numpy(targets), "user": torch.from_numpy(user)}
 
 
 def train_profile_rows(seqs: Sequences, max_len: int, kind: str) -> np.ndarray:
@@ -183,7 +215,8 @@ def build_knowledge(seqs: Sequences, meta: Sequence[ItemMeta], generator: Any, e
     """Item and user profiles -> vectors. ``meta[i]`` describes internal item id ``i`` (row 0 unused).
 
     ``generator`` is needed only when a budget is > 0 (``None`` otherwise: all profiles templated).
-    ``max_len`` is the training windows' length (``user_profile="window"``). The LLM writes the
+    ``max_len`` is the training windows' length (``user_profile="window"``; ``refresh`` targets per
+    profile when set). The LLM writes the
     item profiles of ``item_budget`` items and every profile (evaluation and training windows) of
     the ``user_budget`` users with the shortest training histories; the rest are templated. Every
     prompt goes through the generator's disk cache.
@@ -223,7 +256,7 @@ def build_knowledge(seqs: Sequences, meta: Sequence[ItemMeta], generator: Any, e
     p_items = [train_items(seqs, u) for u in range(n_users)]
     p_kind = ["user"] * n_users
     if cfg.user_profile == "window":
-        w_user, w_cut = profile_windows(seqs, max_len)
+        w_user, w_cut = profile_windows(seqs, cfg.refresh or max_len)
         start = seqs.offsets[:-1]
         p_user += w_user.tolist()
         p_items += [seqs.items[start[u]:c] for u, c in zip(w_user, w_cut)]

@@ -218,15 +218,18 @@ def offline_steps(cell: LLMERSRun, seqs: Sequences, mcfg_opts: dict[str, Any], d
     return Offline(text_path, pairs, steps)
 
 
-def _window_profiles(mcfg: Any, opts: dict[str, dict[str, str]]) -> bool:
-    """Whether training rows read per-window user profiles (KAR with user knowledge, the default
-    ``kar.user_profile=window``): their ``user`` column then holds the row of the user-knowledge
-    table (``n_users + window``); validation, test and pseudo rows keep the user id, whose row is
-    the profile of the whole training history."""
+def _window_profiles(mcfg: Any, opts: dict[str, dict[str, str]], max_len: int) -> int:
+    """Targets per profile when training rows read per-window user profiles (KAR with user
+    knowledge, the default ``kar.user_profile=window``; ``kar.refresh`` or ``max_len``), else 0.
+    Their ``user`` column then holds the row of the user-knowledge table (``n_users + window``);
+    validation, test and pseudo rows keep the user id, whose row is the profile of the whole
+    training history."""
     from recwise.llmers import KnowledgeConfig
 
     kcfg = config_from_dict(KnowledgeConfig, opts["kar"], where="kar")
-    return mcfg.knowledge == "kar" and mcfg.kar_user and kcfg.user_profile == "window"
+    if mcfg.knowledge == "kar" and mcfg.kar_user and kcfg.user_profile == "window":
+        return kcfg.refresh or max_len
+    return 0
 
 
 def _segments(ranks: np.ndarray, data: Batch, bins: np.ndarray) -> dict[str, dict[str, float]]:
@@ -313,10 +316,13 @@ def run(
     mcfg = config_from_dict(cls.Config, model_opts, where="model")
 
     train = make_examples(seqs, kind, max_len, dcfg.padding)
-    if _window_profiles(mcfg, opts):  # KAR, leak-free: each training row reads its window's profile
-        from recwise.llmers.knowledge import train_profile_rows
+    span = _window_profiles(mcfg, opts, max_len)
+    if span:  # KAR, leak-free: each training row reads the profile of the items before its first target
+        from recwise.llmers.knowledge import refreshed_examples, train_profile_rows
 
-        train = {**train, "user": torch.from_numpy(train_profile_rows(seqs, max_len, kind))}
+        if kind == "sequence" and span != max_len:
+            train = refreshed_examples(seqs, max_len, span, dcfg.padding)
+        train = {**train, "user": torch.from_numpy(train_profile_rows(seqs, span, kind))}
     if off.pairs:
         train = _with_pseudo(train, pseudo_rows(seqs, off.pairs, kind, max_len, dcfg.padding, dcfg.pseudo_weight))
     val = eval_inputs(seqs, "val", max_len, dcfg.padding)
