@@ -61,6 +61,10 @@ _JIT: dict[str, Any] = {"nogil": True, "cache": True, "fastmath": _FM, "error_mo
 
 
 def _blocks(nb: int) -> int:
+    """Blocks of batch rows for ``nb`` rows: 4 per thread, threads as ``torch.get_num_threads()``
+    (set here, so the blocks -- and the order of the per-block gradient sums -- depend on the
+    current thread count only)."""
+    _set_threads()
     return max(1, min(nb, 4 * numba.get_num_threads()))
 
 
