@@ -126,7 +126,7 @@ def _popularity_ndcg(seqs) -> float:  # noqa: ANN001
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["text-init", "alpharec", "kar", "llmrec"])
+@pytest.mark.parametrize("method", ["text-init", "alpharec", "kar", "kar-history", "llmrec"])
 def test_each_method_trains_and_beats_popularity(ml100k, encoder, tmp_path, method) -> None:  # noqa: ANN001
     seqs, raw = ml100k
     gen = scripted_generator(lambda p: "1", tmp_path / "c.sqlite")  # LLMRec: always the first candidate
@@ -142,6 +142,10 @@ def test_each_method_trains_and_beats_popularity(ml100k, encoder, tmp_path, meth
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     hist = [h["loss"] for h in info["history"]]
     assert hist[-1] < hist[0]  # the loss falls
+    # the validation the trainer selected on is the one of the final (best) weights: no stale
+    # eval-time item/user tables during training (the fused Adam does not bump _version)
+    best = info["history"][info["best_epoch"]]["val"]
+    assert got[("val", "all", "ndcg@10")] == pytest.approx(best, abs=1e-9)
     if method == "llmrec":
         assert info["pseudo_rows"] == 30 and (tmp_path / "run" / "pseudo.jsonl").exists()
     if method == "kar":
