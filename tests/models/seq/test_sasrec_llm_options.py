@@ -119,6 +119,24 @@ def test_eval_table_cache_follows_weight_changes(text_file) -> None:  # noqa: AN
     assert not torch.allclose(a[1:], b[1:])
 
 
+def test_eval_table_is_recomputed_after_a_fused_adam_step(text_file) -> None:  # noqa: ANN001
+    # torch's fused Adam on CPU updates parameters without bumping their _version: the table must
+    # still follow the weights from one validation to the next (train() forgets it)
+    path, _ = text_file
+    model = _model(item_tower="alpharec", text_path=str(path))
+    opt = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)
+    with torch.no_grad():
+        a = model.eval().item_weights().clone()
+    model.train()
+    model.item_weights().sum().backward()
+    opt.step()
+    with torch.no_grad():
+        b = model.eval().item_weights()
+        fresh = model._item_table()
+    assert not torch.allclose(a[1:], b[1:])
+    torch.testing.assert_close(b, fresh)
+
+
 def test_option_errors(tmp_path, text_file) -> None:  # noqa: ANN001
     path, _ = text_file
     with pytest.raises(ConfigError, match="text_path"):

@@ -226,6 +226,15 @@ class SASRec(SeqModel):
                 self.user_adaptor = ExpertAdaptor(self.user_knowledge.shape[1], c.hidden_size, c.kar_experts,
                                                   c.tower_hidden)
 
+    def train(self, mode: bool = True) -> SASRec:
+        """Entering train mode forgets the eval-time tables: optimizers may change parameters
+        without bumping their ``_version`` (torch's fused Adam on CPU does not), so the version
+        key alone would keep serving the tables of an earlier epoch."""
+        if mode:
+            for name in ("_table_cache", "_user_cache"):
+                self.__dict__.pop(name, None)
+        return super().train(mode)
+
     def item_weights(self) -> torch.Tensor:
         """(V, d) item representations: the ID table, or the AlphaRec tower; plus KAR's item knowledge.
 
