@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
@@ -29,6 +29,9 @@ from recwise.data.table import Batch
 from recwise.models.seq._base import Dropout, FeedForward, SeqModel, init_normal, last_index
 from recwise.nn.mamba import Mamba
 from recwise.registry import register
+
+if TYPE_CHECKING:
+    from recwise.models.seq.sigma import SIGMAConfig
 
 
 @dataclass(frozen=True)
@@ -93,21 +96,21 @@ class MambaLayer(nn.Module):
         return ffn_at(self.ffn, h, x.shape[1], rows, at)
 
 
-@register("sequential", "mamba4rec")
-class Mamba4Rec(SeqModel):
-    """Mamba4Rec. ``Mamba4Rec(schema, Mamba4Rec.Config(num_layers=1))``."""
+class MambaStack(SeqModel):
+    """Embedding -> dropout -> LayerNorm -> ``num_layers`` layers of ``layer_cls``, the released
+    N(0, 0.02) init; shared by Mamba4Rec and SIGMA. On CPU with ``positions="last"`` the last layer
+    computes what follows its scan at each row's last position only (same numbers and dropout
+    masks as ``positions="all"``; tested)."""
 
-    Config = Mamba4RecConfig
-    examples = ("sequence", "prefix")
+    layer_cls: type[nn.Module]
 
-    def __init__(self, schema: Schema, config: Mamba4RecConfig | None = None) -> None:
-        config = config or Mamba4RecConfig()
+    def __init__(self, schema: Schema, config: Mamba4RecConfig | SIGMAConfig) -> None:
         super().__init__(schema, config)
         c = config
         self.item_embedding = nn.Embedding(self.n_items, c.hidden_size, padding_idx=0)
         self.dropout = Dropout(c.dropout)
         self.norm = nn.LayerNorm(c.hidden_size, eps=1e-12)
-        self.layers = nn.ModuleList(MambaLayer(c) for _ in range(c.num_layers))
+        self.layers = nn.ModuleList(self.layer_cls(c) for _ in range(c.num_layers))
         # the released _init_weights: N(0, 0.02) on every Linear/Embedding weight, zero Linear biases;
         # it reaches inside the Mamba block, so dt_proj's bias is zeroed too (step size softplus(0))
         self.apply(init_normal)
@@ -126,5 +129,17 @@ class Mamba4Rec(SeqModel):
         for layer in self.layers[:-1]:
             x = layer(x)
         return self.score(self.layers[-1](x, at=at))
+
+
+@register("sequential", "mamba4rec")
+class Mamba4Rec(MambaStack):
+    """Mamba4Rec. ``Mamba4Rec(schema, Mamba4Rec.Config(num_layers=1))``."""
+
+    Config = Mamba4RecConfig
+    examples = ("sequence", "prefix")
+    layer_cls = MambaLayer
+
+    def __init__(self, schema: Schema, config: Mamba4RecConfig | None = None) -> None:
+        super().__init__(schema, config or Mamba4RecConfig())
 
 

@@ -41,10 +41,9 @@ import torch
 from torch import nn
 
 from recwise.data.schema import Schema
-from recwise.data.table import Batch
 from recwise.errors import ConfigError
-from recwise.models.seq._base import Dropout, FeedForward, SeqModel, init_normal, last_index
-from recwise.models.seq.mamba4rec import dropout_at, ffn_at
+from recwise.models.seq._base import Dropout, FeedForward
+from recwise.models.seq.mamba4rec import MambaStack, dropout_at, ffn_at
 from recwise.nn.mamba import Mamba
 from recwise.registry import register
 
@@ -159,37 +158,12 @@ class SIGMALayer(nn.Module):
 
 
 @register("sequential", "sigma")
-class SIGMA(SeqModel):
+class SIGMA(MambaStack):
     """SIGMA as released. ``SIGMA(schema, SIGMA.Config(flip_len=45, gate="as_released"))``."""
 
     Config = SIGMAConfig
     examples = ("prefix",)
+    layer_cls = SIGMALayer
 
     def __init__(self, schema: Schema, config: SIGMAConfig | None = None) -> None:
-        config = config or SIGMAConfig()
-        super().__init__(schema, config)
-        c = config
-        self.item_embedding = nn.Embedding(self.n_items, c.hidden_size, padding_idx=0)
-        self.dropout = Dropout(c.dropout)
-        self.norm = nn.LayerNorm(c.hidden_size, eps=1e-12)
-        self.layers = nn.ModuleList(SIGMALayer(c) for _ in range(c.num_layers))
-        # the released _init_weights: N(0, 0.02) on every Linear/Embedding weight, zero Linear biases;
-        # it reaches inside the Mamba block, so dt_proj's bias is zeroed too (step size softplus(0))
-        self.apply(init_normal)
-
-    def encode(self, batch: Batch) -> torch.Tensor:
-        x = self.norm(self.dropout(self.item_embedding(batch["item_seq"])))
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-    def forward(self, batch: Batch) -> torch.Tensor:
-        if self.config.positions == "all" or batch["item_seq"].is_cuda:
-            return super().forward(batch)
-        at = last_index(batch["item_seq"], batch["item_len"])
-        x = self.norm(self.dropout(self.item_embedding(batch["item_seq"])))
-        for layer in self.layers[:-1]:
-            x = layer(x)
-        return self.score(self.layers[-1](x, at=at))
-
-
+        super().__init__(schema, config or SIGMAConfig())
