@@ -7,9 +7,10 @@ Run alone on the machine (two busy processes on 2 cores distort every figure)::
 
 Prints, for SmolLM2-135M and Gemma 3 270M (GGUF), on 1 and 2 threads, greedy, 32 and 128 new tokens:
 
-- tokens/s at batch 1 (one prompt at a time) and over a list of prompts (llama.cpp: 64 prompts on a
-  pool of contexts; transformers: ``--hf-prompts`` prompts in batches of 8 and 16, the better kept),
-  and the ratios llama.cpp / transformers;
+- tokens/s at batch 1 (one prompt at a time) and over a list of prompts (llama.cpp: 64 prompts,
+  batched (the default), on the pool of one-row contexts, and batched on the ``--quant`` re-quantized
+  model; transformers: ``--hf-prompts`` prompts in batches of 8 and 16, the better kept), the ratios
+  llama.cpp / transformers, and the load average beside each row;
 - cold load (a fresh process, transformers' de-quantized copy absent) and warm load (a second
   process) per backend;
 - the wall time of a fully cached ``recwise llm generate``;
@@ -101,37 +102,56 @@ def loads(models: list[str], threads: int, fig: dict[str, Any]) -> None:
                 print(f"  {model:8s} {backend:12s} cold {cold:6.2f} s   warm {warm:6.2f} s")
 
 
+def loadavg() -> str:
+    """The 1-minute load average (other work on the machine distorts every figure)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
 def throughput(models: list[str], threads_list: list[int], lengths: list[int], n_prompts: int, hf_prompts: int,
-               fig: dict[str, Any]) -> None:
+               quant: str | None, with_pool: bool, one_context: bool, fig: dict[str, Any]) -> None:
     import torch
 
     from recwise.llm import LlamaCppBackend, LocalBackend
 
-    print(f"\ntokens/s, greedy (batch 1: one prompt at a time; many: llama.cpp {n_prompts} prompts on a pool of "
-          f"contexts, transformers {hf_prompts} prompts in batches of 8 and 16, the better kept)")
-    print(f"  {'model':8s} {'thr':>3s} {'new':>4s} | {'llama b1':>9s} {'hf b1':>7s} {'ratio':>6s} | "
-          f"{'llama many':>10s} {'hf best':>8s} {'ratio':>6s}")
+    print(f"\ntokens/s, greedy. b1: one prompt at a time (llama.cpp: the default backend, one thread per context; "
+          f"one context on all the threads with --b1-one-context). "
+          f"{n_prompts} prompts: llama.cpp batched (the default: one context per thread, up to 64 rows each), "
+          f"pool (one row per context; with --pool), {quant or 'no'} re-quantized batched (opt-in); transformers: "
+          f"{hf_prompts} prompts in batches of 8 and 16, the better kept. load = 1-minute load average")
+    print(f"  {'model':8s} {'thr':>3s} {'new':>4s} | {'llama b1':>8s} {'hf b1':>6s} {'ratio':>6s} | "
+          f"{'batched':>7s} {'pool':>6s} {quant or '-':>7s} {'hf best':>7s} {'ratio':>6s} {'ratio q':>7s} | load")
     for model in models:
         hf = LocalBackend(model, device="cpu")
         for threads in threads_list:
             torch.set_num_threads(threads)
-            single = LlamaCppBackend(model, threads=threads, parallel=1)
-            pool = LlamaCppBackend(model, threads=threads, parallel=threads)
-            rate(single, prompts(1), 4)  # load + warm-up
-            rate(pool, prompts(threads), 4)
-            rate(hf, prompts(1), 4)
+            # the default backend: one prompt runs on one of its one-thread contexts (on these shared
+            # 2-core machines one context on 2 threads stalls at every OpenMP barrier: docs/llm.md)
+            single = LlamaCppBackend(model, threads=threads) if not one_context else \
+                LlamaCppBackend(model, threads=threads, parallel=1)
+            batched = LlamaCppBackend(model, threads=threads)
+            pool = LlamaCppBackend(model, threads=threads, decoding="pool") if with_pool else None
+            requant = LlamaCppBackend(model, threads=threads, quant=quant) if quant else None
+            for b in (single, batched, pool, requant, hf):  # load + warm-up
+                if b is not None:
+                    rate(b, prompts(threads), 4)
             for new in lengths:
                 lb1 = rate(single, prompts(4), new, batch=1)[0]
-                # the pool (one thread per context): one context on several threads stalls at every
-                # OpenMP barrier when anything else holds a core (4.7 tok/s measured on 2 threads)
-                many = rate(pool, prompts(n_prompts), new)[0]
+                many = rate(batched, prompts(n_prompts), new)[0]
+                pooled = rate(pool, prompts(n_prompts), new)[0] if pool is not None else float("nan")
+                many_q = rate(requant, prompts(n_prompts), new)[0] if requant is not None else float("nan")
                 hb1 = rate(hf, prompts(2), new, batch=1)[0]
                 hbest = max(rate(hf, prompts(hf_prompts), new, batch=b)[0] for b in (8, 16))
+                load = loadavg()
                 fig.setdefault("throughput", []).append(
                     {"model": model, "threads": threads, "max_tokens": new, "llamacpp_b1": lb1, "hf_b1": hb1,
-                     "llamacpp_many": many, "hf_best": hbest})
-                print(f"  {model:8s} {threads:3d} {new:4d} | {lb1:9.1f} {hb1:7.1f} {lb1 / hb1:5.1f}x | "
-                      f"{many:10.1f} {hbest:8.1f} {many / hbest:5.1f}x", flush=True)
+                     "llamacpp_batched": many, "llamacpp_pool": pooled, f"llamacpp_{quant}": many_q,
+                     "hf_best": hbest, "loadavg": load})
+                print(f"  {model:8s} {threads:3d} {new:4d} | {lb1:8.1f} {hb1:6.1f} {lb1 / hb1:5.1f}x | "
+                      f"{many:7.1f} {pooled:6.1f} {many_q:7.1f} {hbest:7.1f} {many / hbest:5.1f}x "
+                      f"{many_q / hbest:6.1f}x | {load}", flush=True)
 
 
 def cached_cli(fig: dict[str, Any]) -> None:
@@ -177,7 +197,8 @@ def served(threads: int, n: int, new: int, fig: dict[str, Any]) -> None:
                 time.sleep(0.25)
         http = HttpBackend("smollm2", base_url=f"http://127.0.0.1:{port}/v1", concurrency=1, timeout_s=600,
                            extra_body={"repeat_penalty": 1.0})
-        local = LlamaCppBackend("smollm2", threads=threads, parallel=1)
+        # one row at a time, as the server answers them: the ratio is the HTTP overhead alone
+        local = LlamaCppBackend("smollm2", threads=threads, parallel=1, decoding="pool")
         chats = prompts(n)
         plain = [f"{c[0]['content']}\n" for c in chats[: n // 2]]
         rate(http, chats[:1], 4)
@@ -211,6 +232,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", default="32,128", help="new-token counts to measure")
     ap.add_argument("--prompts", type=int, default=64, help="prompts of llama.cpp's many-prompt figure")
     ap.add_argument("--hf-prompts", type=int, default=16, help="prompts of transformers' batched figure")
+    ap.add_argument("--b1-one-context", action="store_true", help="batch 1 on one context with every thread")
+    ap.add_argument("--pool", action="store_true", help="also time the pool of one-row contexts (slow)")
+    ap.add_argument("--quant", default="q8_0", help="opt-in re-quantization measured beside the default ('' = none)")
     ap.add_argument("--quick", action="store_true", help="smollm2, 1 thread, 32 tokens, 16 prompts")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: load,throughput,cli,server")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
@@ -228,11 +252,12 @@ def main() -> None:
     if "load" not in skip:
         loads(models, max(threads), fig)
     if "throughput" not in skip:
-        throughput(models, threads, lengths, args.prompts, args.hf_prompts, fig)
+        throughput(models, threads, lengths, args.prompts, args.hf_prompts, args.quant or None, args.pool,
+                   args.b1_one_context, fig)
     if "cli" not in skip:
         cached_cli(fig)
     if "server" not in skip and shutil.which(sys.executable):
-        served(max(threads), 16, max(lengths), fig)
+        served(min(threads), 16, max(lengths), fig)
     if args.json:
         Path(args.json).write_text(json.dumps(fig, indent=2))
 
