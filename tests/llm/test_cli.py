@@ -55,6 +55,14 @@ def test_serve_rejects_bad_port() -> None:
         run(["llm", "serve", "--port", "0"])
 
 
+def test_generate_passes_the_llamacpp_decoding_options_and_checks_them(tmp_path: Path) -> None:
+    # checked when the config is built, before any model or cache is opened
+    with pytest.raises(ConfigError, match="option 'quant'"):
+        run(["llm", "generate", "--quant", "bogus", "--cache-path", str(tmp_path / "c.sqlite"), "hi"])
+    with pytest.raises(ConfigError, match="decoding|batch"):
+        run(["llm", "generate", "--batch", "0", "--cache-path", str(tmp_path / "c.sqlite"), "hi"])
+
+
 def test_group_wires_every_leaf() -> None:
     for argv in (["llm", "cache", "stats"], ["llm", "cache", "clear"], ["llm", "serve"], ["llm", "embed", "x"]):
         parser = argparse.ArgumentParser()

@@ -28,6 +28,14 @@ def _add_backend(p: argparse.ArgumentParser, default_model: str, generation: boo
         p.add_argument("--parallel", type=int, default=None,
                        help="llama.cpp: contexts decoding at once (default one per thread; threads = --threads "
                             "or every core)")
+        p.add_argument("--decoding", choices=["batched", "pool"], default="batched",
+                       help="llama.cpp: batched = many rows in one context per thread (default); pool = one "
+                            "context per row at a time")
+        p.add_argument("--batch", type=int, default=None, help="llama.cpp batched decoding: rows per context "
+                       "(default 64)")
+        p.add_argument("--quant", default=None,
+                       help="llama.cpp, opt-in: re-quantize the GGUF model once (q8_0, iq4_nl, q4_0); faster "
+                            "batched decoding, other outputs")
         p.add_argument("--extra-body", default=None,
                        help="HTTP: a JSON object merged into every request, e.g. '{\"repeat_penalty\": 1.0}'")
     else:
@@ -47,7 +55,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
 
 def _generator_config(args: argparse.Namespace) -> dict[str, Any]:
     return {**_config(args), "threads": getattr(args, "threads", None), "parallel": args.parallel,
-            "extra_body": args.extra_body}
+            "decoding": args.decoding, "batch": args.batch, "quant": args.quant, "extra_body": args.extra_body}
 
 
 def _silence_if_quiet(args: argparse.Namespace) -> None:
