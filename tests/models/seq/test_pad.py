@@ -25,13 +25,17 @@ from recwise.tasks.pad.protocol import _train_windows, train_keys
 TINY = PADConfig(hidden_size=16, n_layers=1, n_heads=1, inner_size=32, max_len=6, text_layers=1, mmd_group=4)
 
 
-def _tllib_reference(zs: torch.Tensor, zt: torch.Tensor, alphas) -> float:  # noqa: ANN001
-    """tllib's MultipleKernelMaximumMeanDiscrepancy(linear=False) written out with its index matrix."""
-    n = len(zs)
+def _tllib_kernels(zs: torch.Tensor, zt: torch.Tensor, alphas) -> tuple[int, torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    """n, tllib's summed Gaussian kernel matrix over [zs; zt] (float64), and a zero index matrix."""
     x = torch.cat([zs, zt]).double()
     d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
     k = sum(torch.exp(-d2 / (2 * a * d2.mean())) for a in alphas)
-    index = torch.zeros(2 * n, 2 * n, dtype=torch.float64)
+    return len(zs), k, torch.zeros(2 * len(zs), 2 * len(zs), dtype=torch.float64)
+
+
+def _tllib_reference(zs: torch.Tensor, zt: torch.Tensor, alphas) -> float:  # noqa: ANN001
+    """tllib's MultipleKernelMaximumMeanDiscrepancy(linear=False) written out with its index matrix."""
+    n, k, index = _tllib_kernels(zs, zt, alphas)
     for i in range(n):
         for j in range(n):
             if i != j:
@@ -240,11 +244,7 @@ def test_grouped_mmd_is_the_mean_of_per_group_estimates(planted_text) -> None:  
 
 def _tllib_linear_reference(zs: torch.Tensor, zt: torch.Tensor, alphas) -> float:  # noqa: ANN001
     """tllib's MultipleKernelMaximumMeanDiscrepancy(linear=True) written out with its index matrix."""
-    n = len(zs)
-    x = torch.cat([zs, zt]).double()
-    d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    k = sum(torch.exp(-d2 / (2 * a * d2.mean())) for a in alphas)
-    index = torch.zeros(2 * n, 2 * n, dtype=torch.float64)
+    n, k, index = _tllib_kernels(zs, zt, alphas)
     for i in range(n):
         s1, s2 = i, (i + 1) % n
         t1, t2 = s1 + n, s2 + n
