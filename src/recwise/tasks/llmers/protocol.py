@@ -218,15 +218,6 @@ def offline_steps(cell: LLMERSRun, seqs: Sequences, mcfg_opts: dict[str, Any], d
     return Offline(text_path, pairs, steps)
 
 
-def _drop_eval_caches(model: nn.Module) -> None:
-    """Forget SASRec's eval-time item/user tables before an evaluation. They are kept until a
-    parameter's ``_version`` changes, but the Trainer's fused Adam updates parameters without
-    bumping ``_version`` on CPU, so during training every validation after the first would score
-    with the tables of the first (seen with AlphaRec and KAR)."""
-    for name in ("_table_cache", "_user_cache"):
-        model.__dict__.pop(name, None)
-
-
 def _window_profiles(mcfg: Any, opts: dict[str, dict[str, str]], max_len: int) -> int:
     """Targets per profile when training rows read per-window user profiles (KAR with user
     knowledge, the default ``kar.user_profile=window``; ``kar.refresh`` or ``max_len``), else 0.
@@ -342,7 +333,6 @@ def run(
     model = cls(seq_schema(seqs.n_items), mcfg)
 
     def monitor(m: nn.Module) -> float:
-        _drop_eval_caches(m)
         r = model_ranks(m, val, items, mask=dcfg.mask_history, batch_size=tcfg.eval_batch_size)
         return ranking_metrics(r, (10,))["ndcg@10"]
 
@@ -354,7 +344,6 @@ def run(
     t0 = time.perf_counter()
     result = trainer.fit(train, resume=resume)
     wall = time.perf_counter() - t0
-    _drop_eval_caches(model)
     label = "sasrec" if cell.method == "plain" else f"sasrec+{cell.method}"
     rows: list[ResultRow] = []
     by_split = {}
