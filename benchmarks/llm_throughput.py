@@ -111,13 +111,13 @@ def loadavg() -> str:
 
 
 def throughput(models: list[str], threads_list: list[int], lengths: list[int], n_prompts: int, hf_prompts: int,
-               quant: str | None, with_pool: bool, one_context: bool, fig: dict[str, Any]) -> None:
+               quant: str | None, with_pool: bool, fig: dict[str, Any]) -> None:
     import torch
 
     from recwise.llm import LlamaCppBackend, LocalBackend
 
-    print(f"\ntokens/s, greedy. b1: one prompt at a time (llama.cpp: the default backend, one thread per context; "
-          f"one context on all the threads with --b1-one-context). "
+    print(f"\ntokens/s, greedy. b1: one prompt at a time (llama.cpp: the default backend, whose one working "
+          f"context then gets every thread). "
           f"{n_prompts} prompts: llama.cpp batched (the default: one context per thread, up to 64 rows each), "
           f"pool (one row per context; with --pool), {quant or 'no'} re-quantized batched (opt-in); transformers: "
           f"{hf_prompts} prompts in batches of 8 and 16, the better kept. load = 1-minute load average")
@@ -127,10 +127,9 @@ def throughput(models: list[str], threads_list: list[int], lengths: list[int], n
         hf = LocalBackend(model, device="cpu")
         for threads in threads_list:
             torch.set_num_threads(threads)
-            # the default backend: one prompt runs on one of its one-thread contexts (on these shared
-            # 2-core machines one context on 2 threads stalls at every OpenMP barrier: docs/llm.md)
-            single = LlamaCppBackend(model, threads=threads) if not one_context else \
-                LlamaCppBackend(model, threads=threads, parallel=1)
+            # the default backend: a lone prompt decodes on one context with every thread (on a busy
+            # 2-core machine a 2-thread context stalls at every OpenMP barrier: docs/llm.md)
+            single = LlamaCppBackend(model, threads=threads)
             batched = LlamaCppBackend(model, threads=threads)
             pool = LlamaCppBackend(model, threads=threads, decoding="pool") if with_pool else None
             requant = LlamaCppBackend(model, threads=threads, quant=quant) if quant else None
@@ -232,7 +231,6 @@ def main() -> None:
     ap.add_argument("--max-tokens", default="32,128", help="new-token counts to measure")
     ap.add_argument("--prompts", type=int, default=64, help="prompts of llama.cpp's many-prompt figure")
     ap.add_argument("--hf-prompts", type=int, default=16, help="prompts of transformers' batched figure")
-    ap.add_argument("--b1-one-context", action="store_true", help="batch 1 on one context with every thread")
     ap.add_argument("--pool", action="store_true", help="also time the pool of one-row contexts (slow)")
     ap.add_argument("--quant", default="q8_0", help="opt-in re-quantization measured beside the default ('' = none)")
     ap.add_argument("--quick", action="store_true", help="smollm2, 1 thread, 32 tokens, 16 prompts")
@@ -252,8 +250,7 @@ def main() -> None:
     if "load" not in skip:
         loads(models, max(threads), fig)
     if "throughput" not in skip:
-        throughput(models, threads, lengths, args.prompts, args.hf_prompts, args.quant or None, args.pool,
-                   args.b1_one_context, fig)
+        throughput(models, threads, lengths, args.prompts, args.hf_prompts, args.quant or None, args.pool, fig)
     if "cli" not in skip:
         cached_cli(fig)
     if "server" not in skip and shutil.which(sys.executable):

@@ -162,3 +162,16 @@ def test_requantization_is_opt_in_made_once_and_kept(tmp_path: Path, monkeypatch
     stamp = made[0].stat().st_mtime_ns
     Generator(LlamaCppBackend("smollm2", threads=1, quant="q4_0"), None).complete("Hi", GenerationParams(max_tokens=2))
     assert made[0].stat().st_mtime_ns == stamp  # reused, not made again
+
+
+@needs_llama
+def test_fewer_rows_than_contexts_share_all_threads() -> None:
+    """One prompt on a 2-context backend decodes on both threads; many prompts go back to one each."""
+    two = LlamaCppBackend("smollm2", threads=2, parallel=2, decoding="batched", batch=4)
+    params = GenerationParams(max_tokens=8)
+    one_text = two.complete([Row(PROMPTS[0], params, 0)])[0].text
+    assert [d.threads for d in two._decoders] == [2]
+    many = two.complete([Row(p, params, 0) for p in PROMPTS])
+    assert [d.threads for d in two._decoders] == [1, 1]
+    # the same greedy text whichever thread count decoded it
+    assert many[0].text == one_text

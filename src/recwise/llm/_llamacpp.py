@@ -137,7 +137,8 @@ class LlamaCppBackend:
         the cell's threads), else every core this process may use.
     parallel : int, optional
         Contexts decoding at once; default ``threads`` (one thread each). Rows are spread over
-        them longest prompt first.
+        them longest prompt first. In batched decoding, a call with fewer rows than contexts
+        (a single prompt, say) gives the working contexts all ``threads`` between them.
     context : int, default 4096
         Context window (prompt + new tokens) per row.
     gpu_layers : int, default 0
@@ -284,7 +285,8 @@ class LlamaCppBackend:
         cells = cells_for(prepared)
         workers = min(self.parallel, len(rows))
         width = max(1, min(self.batch, -(-len(rows) // workers), MAX_CELLS // cells))
-        per = max(1, self.threads // self.parallel)
+        # fewer rows than contexts (one prompt, say): the working contexts share every thread
+        per = max(1, self.threads // workers)
         from llama_cpp._utils import suppress_stdout_stderr
 
         with self._lock:
@@ -301,6 +303,8 @@ class LlamaCppBackend:
                         self._decoders.append(dec)
                         _OPEN.append(dec)
             decoders = self._decoders[:workers]
+            for dec in decoders:
+                dec.set_threads(per)
         feed = Feed(prepared)
         if workers == 1:
             decoders[0].run(feed.take, feed.give)

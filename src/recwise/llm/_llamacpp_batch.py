@@ -183,6 +183,7 @@ class BatchDecoder:
         self.width = width
         self.cells = cells
         self.n_batch = n_batch
+        self.threads = threads
         # the Llama object's own context settings (flash attention off, RoPE settings), so that a row
         # gets the same logits as through Llama.create_completion; then the batch layout
         params = llama_cpp.llama_context_params()
@@ -206,6 +207,12 @@ class BatchDecoder:
         self._pieces: dict[int, bytes] = {}
         self._buf = ctypes.create_string_buffer(64)
         self._closed = False
+
+    def set_threads(self, threads: int) -> None:
+        """Decode on ``threads`` CPU threads from the next step on (the context and its cache stay)."""
+        if threads != self.threads:
+            self._lc.llama_set_n_threads(self.ctx, threads, threads)
+            self.threads = threads
 
     def close(self) -> None:
         if not self._closed:
