@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -62,8 +62,10 @@ class FakeGeoLLM:
     fingerprint: str = "fake-geo-v1"
     calls: int = 0
     images: int = 0
+    batches: list[int] = field(default_factory=list)  # rows per complete() call
 
     def complete(self, rows: Sequence) -> list[Completion]:
+        self.batches.append(len(rows))
         out = []
         for row in rows:
             self.calls += 1

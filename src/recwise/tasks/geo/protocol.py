@@ -7,10 +7,11 @@
 2. **Database** (:class:`recwise.retrieval.geo.GeoDatabase`): gallery vectors [q, q->text, q->gps]
    in faiss; each query gets its ``top_k`` most similar and ``max(rag_ks)`` least similar entries.
 3. **Geo-diversification**: the zero-shot prompt and one RAG prompt per k in ``rag_ks`` (k most and
-   k least similar entries' GPS), ``samples`` samples each. Every sample index is one batched
-   ``generate`` call over all prompts (through the LLM cache); then ``ask_latlon`` parses each
-   answer (its first attempt is the cached text), re-asking at most ``attempts - 1`` times with a
-   format reminder. Answers that never parse are counted and dropped (``failed=drop``) or become
+   k least similar entries' GPS), ``samples`` samples each. All (prompt, sample) rows go to the LLM
+   layer in a few big ``Generator.sample`` calls (chunks of about 512 rows, through the LLM cache),
+   so the batched decoder is used; ``parse_latlon`` reads each answer, and unparsable ones are
+   re-asked at most ``attempts - 1`` times with ``ask_latlon``'s format reminder (one batched call
+   per sample index and attempt). Answers that never parse are counted and dropped (``failed=drop``) or become
    (0, 0) as released (``failed=zero``).
 4. **Geo-verification**: candidates = the first ``candidates`` samples of each prompt + the
    retrieval top-1; each is scored by cos(query -> GPS space, location head(encoder(candidate)));
@@ -201,36 +202,57 @@ def make_generator(options: dict[str, Any]) -> Any:
     return load_generator(config_from_dict(GeneratorConfig, options.get("llm", {}), where="llm"))
 
 
+# rows (prompt x sample) per generator call: big enough for batched decoding (the local llama.cpp
+# backend keeps up to 64 rows in flight per context), small enough that an interrupted run keeps
+# what it generated (the cache is written after each call)
+CHUNK_ROWS = 512
+
+
 def _diversify(gen: Any, prompts: list[Any], cfg: GeoConfig, seed: int,
                progress: bool) -> tuple[list[list[tuple[float, float] | None]], dict[str, int]]:
-    """``samples`` answers per prompt: one batched call per sample index, then ``ask_latlon`` per answer."""
-    from recwise.llm import GenerationParams, ask_latlon
+    """``samples`` answers per prompt, parsed by ``parse_latlon``; unparsable ones re-asked at most
+    ``attempts - 1`` times with the format reminder of ``ask_latlon``.
 
-    def params(j: int) -> Any:
-        return GenerationParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed * 1000 + j)
+    All (prompt, sample) rows go to the LLM layer in a few big calls (``Generator.sample`` over
+    chunks of about :data:`CHUNK_ROWS` rows; sample ``j`` of a prompt is seeded by ``(seed, j)``), so
+    the batched decoder sees many rows at once; the retries of one attempt are one call per sample
+    index. Every call goes through the cache, so a re-run makes no model call.
+    """
+    from dataclasses import replace
+
+    from recwise.llm import GenerationParams, parse_latlon
+    from recwise.llm._parse import _with_reminder
 
     samples = 1 if cfg.temperature == 0 else cfg.samples  # greedy: every sample is the same text
-    for j in range(samples):
-        gen.generate(prompts, params(j))  # fills the cache in one batched call
-    out: list[list[tuple[float, float] | None]] = []
-    counts = {"answers": 0, "parsed_first": 0, "parsed_retry": 0, "failed": 0}
-    items = range(len(prompts))
+    base = GenerationParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed, n=samples)
+    per_call = max(1, CHUNK_ROWS // samples)
+    texts: list[list[str]] = []
+    chunks = range(0, len(prompts), per_call)
     if progress:
         from tqdm.auto import tqdm
 
-        items = tqdm(items, desc="parse", leave=False)
-    for i in items:
-        row: list[tuple[float, float] | None] = []
+        chunks = tqdm(chunks, desc="diversify", unit="call", leave=False)
+    for start in chunks:
+        texts += gen.sample(prompts[start:start + per_call], base)
+    def pair(text: str) -> tuple[float, float] | None:
+        v = parse_latlon(text)
+        return (float(v[0]), float(v[1])) if v is not None else None
+
+    out = [[pair(texts[i][j % samples]) for j in range(cfg.samples)] for i in range(len(prompts))]
+    counts = {"answers": len(prompts) * cfg.samples, "parsed_first": 0, "parsed_retry": 0, "failed": 0}
+    counts["parsed_first"] = sum(a is not None for row in out for a in row)
+    reminder = 'Reply with only {"latitude": <degrees>, "longitude": <degrees>}.'
+    for attempt in range(1, cfg.attempts):
         for j in range(cfg.samples):
-            res = ask_latlon(gen, prompts[i], params=params(j % samples), max_attempts=cfg.attempts)
-            counts["answers"] += 1
-            if res.ok and res.value is not None:
-                counts["parsed_first" if res.attempts == 1 else "parsed_retry"] += 1
-                row.append((float(res.value[0]), float(res.value[1])))
-            else:
-                counts["failed"] += 1
-                row.append(None)
-        out.append(row)
+            todo = [i for i in range(len(prompts)) if out[i][j] is None]
+            if not todo:
+                continue
+            retry = replace(base, temperature=max(cfg.temperature, 0.7), seed=seed * 1000 + 100 * attempt + j, n=1)
+            again = gen.generate([_with_reminder(prompts[i], reminder) for i in todo], retry)
+            for i, text in zip(todo, again):
+                out[i][j] = pair(text)
+                counts["parsed_retry"] += out[i][j] is not None
+    counts["failed"] = counts["answers"] - counts["parsed_first"] - counts["parsed_retry"]
     return out, counts
 
 
