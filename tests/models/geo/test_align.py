@@ -31,7 +31,7 @@ def test_training_aligns_queries_with_their_locations() -> None:
     q, t, loc = _planted()
     torch.manual_seed(0)
     heads = GeoAligner(32, 24)
-    cfg = AlignConfig(lr=3e-3, epochs=15, batch_size=128)
+    cfg = AlignConfig(lr=3e-3, epochs=15, batch_size=128, location="frozen")
 
     def top1() -> float:
         with torch.no_grad():
@@ -55,7 +55,7 @@ def test_training_aligns_queries_with_their_locations() -> None:
 def test_verification_picks_the_best_valid_candidate() -> None:
     q, t, loc = _planted(64)
     heads = GeoAligner(32, 24)
-    train_alignment(heads, q, t, loc, AlignConfig(lr=3e-3, epochs=20, batch_size=64), seed=0)
+    train_alignment(heads, q, t, loc, AlignConfig(lr=3e-3, epochs=20, batch_size=64, location="frozen"), seed=0)
     qt = torch.from_numpy(q[:4])
     cands = torch.from_numpy(np.stack([loc[[10, i, 20]] for i in range(4)]))  # the true one is in the middle
     scores, best = heads.verify(qt, cands)
@@ -72,3 +72,49 @@ def test_verification_picks_the_best_valid_candidate() -> None:
 def test_bad_options(kw: dict, msg: str) -> None:
     with pytest.raises(ConfigError, match=msg):
         AlignConfig(**kw)
+
+
+def _encoder_state(enc: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in enc.state_dict().items()}
+
+
+def test_trained_location_encoder_changes_and_the_loss_falls_frozen_one_stays() -> None:
+    from recwise.models.geo.location import LocationEncoder, project
+
+    rng = np.random.default_rng(0)
+    latlon = np.column_stack([rng.uniform(-60, 70, 256), rng.uniform(-180, 180, 256)])
+    z = np.column_stack([np.sin(np.deg2rad(latlon[:, 0])), np.cos(np.deg2rad(latlon[:, 1])),
+                         np.sin(np.deg2rad(latlon[:, 1]))])
+    q = np.tanh(z @ rng.normal(size=(3, 32))).astype(np.float32)
+    t = np.tanh(z @ rng.normal(size=(3, 24))).astype(np.float32)
+    torch.manual_seed(0)
+    enc = LocationEncoder("mercator")
+    before = _encoder_state(enc)
+    heads = GeoAligner(32, 24, location_encoder=enc)
+    cfg = AlignConfig(lr=1e-3, epochs=8, batch_size=64)
+    assert cfg.location == "trained"  # the released default
+    hist = train_alignment(heads, q, t, project(latlon, "mercator"), cfg, seed=0)
+    assert hist["loss"][-1] < hist["loss"][0] * 0.8
+    after = enc.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert any(k.endswith("mlp.0.weight") for k in changed) and any(k.endswith("head.weight") for k in changed)
+    assert not any(k.endswith(".b") for k in changed)  # the Fourier matrices are fixed, as released
+    assert {n for n, _ in heads.named_parameters()} >= {f"location_encoder.{k}" for k in changed}
+
+    # frozen: the encoder's features are given; training leaves it as it was
+    torch.manual_seed(0)
+    frozen_enc = LocationEncoder("mercator")
+    snapshot = _encoder_state(frozen_enc)
+    frozen = GeoAligner(32, 24)
+    fcfg = AlignConfig(lr=1e-3, epochs=8, batch_size=64, location="frozen")
+    fhist = train_alignment(frozen, q, t, frozen_enc.encode(latlon), fcfg, seed=0)
+    assert fhist["loss"][-1] < fhist["loss"][0]
+    assert all(torch.equal(snapshot[k], v) for k, v in frozen_enc.state_dict().items())
+    assert not any(n.startswith("location_encoder") for n, _ in frozen.named_parameters())
+    # the two modes refuse each other's inputs
+    with pytest.raises(ConfigError, match="align.location"):
+        train_alignment(frozen, q, t, frozen_enc.encode(latlon), cfg, seed=0)
+    with pytest.raises(ConfigError, match="width 2"):
+        train_alignment(heads, q, t, frozen_enc.encode(latlon), cfg, seed=0)
+    with pytest.raises(ConfigError, match="align.location"):
+        AlignConfig(location="fine-tuned")  # type: ignore[arg-type]

@@ -137,3 +137,21 @@ def test_image_queries_send_the_image_and_run_through_the_tower(tmp_path: Path) 
                seed=0, options={}, generator=gen)
     assert backend.images == backend.calls == 2 * len(q)  # every prompt carried its image
     assert _acc(rows, "km=2500") == 1.0  # same-colour gallery images are the nearest ones
+
+
+def test_trained_location_encoder_is_a_copy_and_frozen_leaves_it(prepared, tmp_path: Path) -> None:  # noqa: ANN001
+    import torch
+
+    shared = prepared.encoder_for("mercator")
+    snapshot = {k: v.clone() for k, v in shared.state_dict().items()}
+    trained = run(prepared, CFG, ALIGN, arm="nn", seed=0, options={}, out_dir=tmp_path / "t")
+    assert ALIGN.location == "trained"
+    frozen = run(prepared, CFG, AlignConfig(lr=3e-3, epochs=5, batch_size=64, location="frozen"), arm="nn", seed=0,
+                 options={}, out_dir=tmp_path / "f")
+    # the encoder every run starts from is never trained in place (runs and cells share it)
+    assert all(torch.equal(snapshot[k], v) for k, v in shared.state_dict().items())
+    assert _acc(trained, "km=2500") == _acc(frozen, "km=2500") == 1.0
+    info_t = json.loads((tmp_path / "t" / "run.json").read_text())
+    info_f = json.loads((tmp_path / "f" / "run.json").read_text())
+    assert info_t["align_config"]["location"] == "trained" and info_f["align_config"]["location"] == "frozen"
+    assert info_t["align_loss"] != info_f["align_loss"]  # the trained encoder changes the GPS loss

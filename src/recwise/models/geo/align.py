@@ -3,25 +3,33 @@
 A query embedding ``q`` (a frozen image tower's, or here a frozen text encoder's) is mapped by two
 heads, each ``Linear -> ReLU -> Linear``: ``query_to_text`` into the space of the texts
 "{city}, {region}, {country}" (their frozen embeddings through ``text_head``) and ``query_to_gps``
-into the space of GPS (GeoCLIP's location encoder, frozen here, through ``location_head``).
+into the space of GPS (GeoCLIP's location encoder through ``location_head``).
 Loss = symmetric CLIP loss(query, text) + symmetric CLIP loss(query, GPS), each with its own
 learnable temperature (initialised to 3.99 as released, i.e. logits x e^3.99 ~ 54).
 
 Defaults are the released training settings: AdamW lr 3e-5, weight decay 1e-6, StepLR gamma 0.87
-per epoch, batch 256, 10 epochs. Differences from the release: the location encoder is frozen
-(its 512-d features are computed once), so training touches only the heads.
+per epoch, batch 256, 10 epochs, and ``location="trained"``: as in the release (``run_G3.py`` puts
+every parameter with ``requires_grad`` in AdamW; only CLIP's towers are frozen), the location
+encoder starts from GeoCLIP's weights and is trained with the heads (its random Fourier matrices
+stay fixed: they are buffers). ``location="frozen"`` keeps GeoCLIP's encoder as loaded: its 512-d
+features are computed once and only the heads train (several times cheaper on a CPU).
 
 Example::
 
-    heads = GeoAligner(query_dim=384, text_dim=384)
-    history = train_alignment(heads, q, t, loc, AlignConfig(epochs=1), seed=0)
+    heads = GeoAligner(query_dim=384, text_dim=384, location_encoder=LocationEncoder.pretrained())
+    history = train_alignment(heads, q, t, project(latlon, "mercator"), AlignConfig(epochs=1), seed=0)
     db = heads.database_embedding(torch.from_numpy(q))     # (N, 3 * 384): [q, q->text, q->gps], each unit
+    feats = heads.location_encoder.encode(candidates)       # the trained encoder, for verification
+
+    frozen = GeoAligner(384, 384)                           # location="frozen": features given
+    train_alignment(frozen, q, t, LocationEncoder.pretrained().encode(latlon), AlignConfig(location="frozen"), seed=0)
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -30,20 +38,30 @@ from torch import nn
 
 from recwise.errors import ConfigError
 
+if TYPE_CHECKING:
+    from recwise.models.geo.location import LocationEncoder
+
 __all__ = ["AlignConfig", "GeoAligner", "clip_loss", "train_alignment"]
 
 
 @dataclass(frozen=True)
 class AlignConfig:
-    """Alignment training (released defaults)."""
+    """Alignment training (released defaults).
+
+    location : ``trained`` (released: GeoCLIP's encoder is fine-tuned with the heads) or
+        ``frozen`` (its features computed once; only the heads train).
+    """
 
     lr: float = 3e-5
     weight_decay: float = 1e-6
     gamma: float = 0.87  # StepLR factor per epoch
     batch_size: int = 256
     epochs: int = 10
+    location: Literal["trained", "frozen"] = "trained"
 
     def __post_init__(self) -> None:
+        if self.location not in ("trained", "frozen"):
+            raise ConfigError(f"option 'align.location' must be 'trained' or 'frozen'; got {self.location!r}")
         for name in ("lr", "gamma"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
@@ -76,10 +94,16 @@ class GeoAligner(nn.Module):
         query_dim: the query encoder's width (768 for CLIP ViT-L/14's projection, 384 for MiniLM).
         text_dim: the text encoder's width.
         location_dim: the location encoder's width (512, GeoCLIP).
+        location_encoder: a :class:`~recwise.models.geo.location.LocationEncoder` to train with the
+            heads (``align.location=trained``); the losses then take its planar input (N, 2), not
+            its features. ``None``: frozen, the losses take precomputed features (N, 512).
     """
 
-    def __init__(self, query_dim: int, text_dim: int, location_dim: int = 512) -> None:
+    def __init__(self, query_dim: int, text_dim: int, location_dim: int = 512,
+                 location_encoder: LocationEncoder | None = None) -> None:
         super().__init__()
+        self.location_encoder = location_encoder
+        self.location_dim = location_dim
         self.query_to_text = _head(query_dim, query_dim, query_dim)
         self.text_head = _head(text_dim, text_dim, query_dim)
         self.query_to_gps = _head(query_dim, query_dim, query_dim)
@@ -88,7 +112,10 @@ class GeoAligner(nn.Module):
         self.logit_scale_gps = nn.Parameter(torch.tensor(3.99))
 
     def loss(self, query: torch.Tensor, text: torch.Tensor, location: torch.Tensor) -> torch.Tensor:
-        """(B, q), (B, t), (B, 512) -> CLIP(query, text) + CLIP(query, GPS)."""
+        """(B, q), (B, t), location -> CLIP(query, text) + CLIP(query, GPS). ``location`` is the
+        encoder's planar input (B, 2) with a trained encoder, its features (B, 512) when frozen."""
+        if self.location_encoder is not None:
+            location = self.location_encoder.encode_projected(location)
         loss_text = clip_loss(F.normalize(self.query_to_text(query), dim=-1),
                               F.normalize(self.text_head(text), dim=-1), self.logit_scale_text)
         loss_gps = clip_loss(F.normalize(self.query_to_gps(query), dim=-1),
@@ -134,7 +161,20 @@ class GeoAligner(nn.Module):
 
 def train_alignment(model: GeoAligner, query: np.ndarray, text: np.ndarray, location: np.ndarray,
                     config: AlignConfig, *, seed: int, progress: bool = False) -> dict[str, list[float]]:
-    """Train the heads on aligned rows of (query, text, location features); return per-epoch loss and seconds."""
+    """Train on aligned rows of (query, text, location); return per-epoch loss and seconds.
+
+    ``location``: the features (N, 512) of a frozen encoder (``config.location == "frozen"``, the
+    model has no encoder), or the planar input (N, 2) of the encoder the model trains (``trained``).
+    """
+    trained = model.location_encoder is not None
+    if trained != (config.location == "trained"):
+        raise ConfigError(f"option 'align.location' is {config.location!r} but the model "
+                          f"{'has' if trained else 'has no'} location encoder to train")
+    want = 2 if trained else model.location_dim
+    if np.ndim(location) != 2 or np.shape(location)[1] != want:
+        raise ConfigError(f"alignment with a {config.location} location encoder needs location rows of width {want} "
+                          f"({'planar coordinates' if trained else 'encoder features'}); got shape "
+                          f"{tuple(np.shape(location))}")
     n = len(query)
     if not (len(text) == len(location) == n) or n < 2:
         raise ConfigError(f"alignment needs >= 2 aligned rows; got {n} queries, {len(text)} texts, "

@@ -1,9 +1,11 @@
 """The G3 protocol: align, retrieve, diversify, verify; one arm and one seed per run.
 
 1. **Geo-alignment** (:mod:`recwise.models.geo.align`): heads trained on the gallery's
-   (query embedding, text embedding, GeoCLIP location features) with the two CLIP losses. The
-   query and text embeddings come from the LLM layer's encoder (MiniLM; cached), the location
-   features from GeoCLIP's pretrained encoder on Mercator (or Equal Earth) input, frozen.
+   (query embedding, text embedding, GPS) with the two CLIP losses. The query and text
+   embeddings come from the LLM layer's encoder (MiniLM; cached); the location encoder is
+   GeoCLIP's pretrained one on Mercator (or Equal Earth) input, trained with the heads as released
+   (``align.location=trained``, a copy per run) or frozen (``align.location=frozen``, its features
+   computed once per command). Verification uses the same (trained or frozen) encoder.
 2. **Database** (:class:`recwise.retrieval.geo.GeoDatabase`): gallery vectors [q, q->text, q->gps]
    in faiss; each query gets its ``top_k`` most similar and ``max(rag_ks)`` least similar entries.
 3. **Geo-diversification**: the zero-shot prompt and one RAG prompt per k in ``rag_ks`` (k most and
@@ -284,12 +286,24 @@ def run(prepared: Prepared, cfg: GeoConfig, align_cfg: Any, *, arm: str, seed: i
     n_q = len(queries)
     q_emb = prepared.queries[:n_q]
 
-    # 1. alignment
+    # 1. alignment (the location encoder trained with the heads, as released, or frozen)
     torch.manual_seed(seed)
-    heads = GeoAligner(prepared.gallery_query.shape[1], prepared.gallery_text.shape[1])
-    loc_feats = prepared.gallery_features(plan.projection)
-    history = train_alignment(heads, prepared.gallery_query, prepared.gallery_text, loc_feats, align_cfg,
+    if align_cfg.location == "trained":
+        import copy
+
+        from recwise.models.geo.location import project
+
+        location_encoder = copy.deepcopy(prepared.encoder_for(plan.projection))  # the shared one stays as loaded
+        heads = GeoAligner(prepared.gallery_query.shape[1], prepared.gallery_text.shape[1],
+                           location_encoder=location_encoder)
+        loc_input = project(split.gallery.latlon, plan.projection)
+    else:
+        location_encoder = prepared.encoder_for(plan.projection)
+        heads = GeoAligner(prepared.gallery_query.shape[1], prepared.gallery_text.shape[1])
+        loc_input = prepared.gallery_features(plan.projection)
+    history = train_alignment(heads, prepared.gallery_query, prepared.gallery_text, loc_input, align_cfg,
                               seed=seed, progress=progress)
+    location_encoder.eval()
     align_seconds = float(sum(history["seconds"]))
 
     # 2. database and retrieval
@@ -366,7 +380,7 @@ def run(prepared: Prepared, cfg: GeoConfig, align_cfg: Any, *, arm: str, seed: i
         for i, c in enumerate(cand_lists):
             cand[i, :len(c)] = c
             valid[i, :len(c)] = True
-        feats = prepared.encoder_for(plan.projection).encode(cand.reshape(-1, 2)).reshape(n_q, width, -1)
+        feats = location_encoder.encode(cand.reshape(-1, 2)).reshape(n_q, width, -1)
         with torch.no_grad():
             _, best = heads.verify(torch.from_numpy(q_emb), torch.from_numpy(feats), torch.from_numpy(valid))
         pred = cand[np.arange(n_q), best.numpy()]
