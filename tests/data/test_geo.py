@@ -92,3 +92,23 @@ def test_mp16_pro_texts(tmp_path: Path) -> None:
     p.write_text("IMG_ID,LAT,LON,city,state,country\n1.jpg,48.85,200,Paris,IdF,France\n")
     with pytest.raises(DataError, match=r"MP16_Pro_filtered\.csv:2: LON"):
         read_mp16_pro(p)
+
+
+def test_image_split_checks_the_database_images(tmp_path: Path) -> None:
+    from recwise.data.geo import image_split
+
+    bench = _benchmark(tmp_path / "yfcc4k", "IMG_ID,LAT,LON\na.jpg,48.85,2.35\n")
+    db = tmp_path / "mp16" / "MP16_Pro_filtered.csv"
+    (db.parent / "images").mkdir(parents=True)
+    (db.parent / "images" / "1.jpg").write_bytes(b"\xff\xd8")
+    db.write_text("IMG_ID,LAT,LON,city,state,country\n1.jpg,48.85,2.35,Paris,Ile-de-France,France\n"
+                  "2.jpg,10,20,,Kano,Nigeria\n")
+    with pytest.raises(DataError, match=r"MP16_Pro_filtered\.csv:3: image .*2\.jpg not found") as err:
+        image_split("yfcc4k", bench, db)
+    assert "\n" not in str(err.value)
+    (db.parent / "images" / "2.jpg").write_bytes(b"\xff\xd8")
+    split = image_split("yfcc4k", bench, db)
+    assert split.label == "yfcc4k" and split.gallery.names == [str(db.parent / "images" / f"{i}.jpg") for i in (1, 2)]
+    assert split.queries.images == [bench / "images" / "a.jpg"]
+    with pytest.raises(ConfigError, match="unknown image benchmark"):
+        image_split("im2gps", bench, db)

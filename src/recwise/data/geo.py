@@ -8,7 +8,9 @@
   alternate names; the gallery is every other place with its text "{city}, {region}, {country}".
 - :func:`read_image_benchmark`: IM2GPS3k / YFCC4k as G3 lays them out (``images/`` + a CSV with
   ``IMG_ID, LAT, LON``); :func:`read_mp16_pro`: the MP16-Pro database CSV (``IMG_ID, LAT, LON,
-  city, state, country``). For users who have the data; nothing is downloaded.
+  city, state, country``); :func:`image_split`: a benchmark's queries against the MP16-Pro
+  database with its images (``recwise run geo --dataset im2gps3k|yfcc4k``). For users who have the
+  data; nothing is downloaded.
 
 Every malformed input is a :class:`~recwise.errors.DataError` naming the file and the row.
 """
@@ -25,8 +27,8 @@ import numpy as np
 
 from recwise.errors import ConfigError, DataError, DependencyError
 
-__all__ = ["GeoGallery", "GeoQueries", "GeoSplit", "geonames_split", "latin_name", "read_image_benchmark",
-           "read_mp16_pro"]
+__all__ = ["IMAGE_BENCHMARKS", "GeoGallery", "GeoQueries", "GeoSplit", "geonames_split", "image_split", "latin_name",
+           "read_image_benchmark", "read_mp16_pro"]
 
 QUERY_KINDS = ("name", "alias", "any")
 
@@ -217,13 +219,38 @@ def read_image_benchmark(root: str | Path, csv_name: str | None = None, *, image
     return GeoQueries(ids, [str(p) for p in images], latlon, images)
 
 
-def read_mp16_pro(path: str | Path) -> GeoGallery:
+def read_mp16_pro(path: str | Path, image_dir: str | Path | None = None) -> GeoGallery:
     """The MP16-Pro database CSV: ``IMG_ID, LAT, LON`` plus ``city, state, country`` (empty allowed);
-    texts are "{city}, {state}, {country}" over the parts present, as G3 builds them."""
+    texts are "{city}, {state}, {country}" over the parts present, as G3 builds them.
+
+    With ``image_dir``, each entry's observation (``names[i]``) is the path ``image_dir/IMG_ID``
+    and a missing image is a DataError naming the CSV row; without it, the ids."""
     path = Path(path)
     rows, first = _read_rows(path, ("IMG_ID", "LAT", "LON", "city", "state", "country"))
     latlon = _latlon(path, rows, first)
     texts = [", ".join(p for p in (r["city"], r["state"], r["country"]) if p and p.strip() and p != "nan")
              for r in rows]
     ids = [r["IMG_ID"] for r in rows]
-    return GeoGallery(ids, ids, latlon, texts)
+    names = ids
+    if image_dir is not None:
+        names = [str(Path(image_dir) / i) for i in ids]
+        for k, img in enumerate(names):
+            if not Path(img).is_file():
+                raise DataError(f"{path}:{first + k}: image {img} not found")
+    return GeoGallery(ids, names, latlon, texts)
+
+
+IMAGE_BENCHMARKS = ("im2gps3k", "yfcc4k")
+
+
+def image_split(benchmark: str, root: str | Path, database: str | Path,
+                database_images: str | Path | None = None) -> GeoSplit:
+    """An image benchmark's queries (:func:`read_image_benchmark` on ``root``) against the MP16-Pro
+    database (:func:`read_mp16_pro`, images in ``database_images``, default ``images/`` beside the
+    CSV). Every image must exist; the error names the CSV and row of the first one missing."""
+    if benchmark not in IMAGE_BENCHMARKS:
+        raise ConfigError(f"unknown image benchmark {benchmark!r}; expected one of {', '.join(IMAGE_BENCHMARKS)}")
+    database = Path(database)
+    gallery = read_mp16_pro(database, database_images if database_images is not None else database.parent / "images")
+    queries = read_image_benchmark(root)
+    return GeoSplit(gallery, queries, benchmark)

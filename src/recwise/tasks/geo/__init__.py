@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["TASK", "GeoTask", "bench_markdown"]
 
 ARM_NAMES = ("g3", "nn", "zero-shot", "one-rag", "no-verify", "no-reverse", "equal-earth")
-DATASETS = ("geonames",)
+DATASETS = ("geonames", "im2gps3k", "yfcc4k")
+IMAGE_OPTIONS = ("image_tower", "database", "database_images")
 KM = ("km=1", "km=25", "km=200", "km=750", "km=2500")
 # G3's published IM2GPS3k table (acc. %, from the first author's list; see docs/geo.md)
 PUBLISHED_IM2GPS3K = {"G3": (16.7, 40.9, 55.6, 71.2, 84.7), "GeoCLIP": (14.1, 34.5, 50.7, 69.7, 83.8),
@@ -78,7 +79,8 @@ class GeoTask(Task):
     default_unit = "g3"
     default_units = "g3,nn"
     units_help = f"comma-separated arms: {', '.join(ARM_NAMES)}, or 'all'"
-    dataset_help = "geonames (offline: held-out GeoNames places queried by name)"
+    dataset_help = ("geonames (offline: held-out GeoNames places queried by name); im2gps3k or yfcc4k (images: "
+                    "--data-dir with the CSV and images/, --set image_tower=CLIP_DIR --set database=MP16_Pro.csv)")
     default_dataset = "geonames"
     scopes = ("geo", "align", "llm")
     bare_scope = "geo"
@@ -116,7 +118,7 @@ class GeoTask(Task):
 
     def load(self, args: argparse.Namespace, out: Path | None) -> tuple[Any, dict[str, Any]]:
         from recwise.config import config_from_dict
-        from recwise.data.geo import geonames_split
+        from recwise.data.geo import geonames_split, image_split
         from recwise.retrieval import DenseConfig, load_dense_encoder
         from recwise.tasks.geo.protocol import GeoConfig, prepare
 
@@ -124,15 +126,38 @@ class GeoTask(Task):
             from recwise.registry import did_you_mean
 
             raise ConfigError(f"unknown dataset '{args.dataset}' for task 'geo'" + did_you_mean(args.dataset, DATASETS)
-                              + " (IM2GPS3k / YFCC4k readers are in recwise.data.geo; the task runs the offline set)")
+                              + f" (datasets: {', '.join(DATASETS)})")
         scopes = self.options(args, [])["scopes"]
         cfg = config_from_dict(GeoConfig, scopes["geo"], where="geo")
-        split = geonames_split(min_population=cfg.min_population, test_fraction=cfg.test_fraction,
-                               split_seed=cfg.split_seed, query=cfg.query)
+        images = args.dataset != "geonames"
+        if not images:
+            given = [k for k in IMAGE_OPTIONS if getattr(cfg, k) is not None]
+            if given:
+                raise ConfigError(f"option 'geo.{given[0]}' is for the image datasets (im2gps3k, yfcc4k), "
+                                  "not geonames")
+        else:
+            for key, what in (("image_tower", "a local transformers CLIP folder (CLIP ViT-L/14 as released)"),
+                              ("database", "the MP16-Pro database CSV (IMG_ID, LAT, LON, city, state, country)")):
+                if getattr(cfg, key) is None:
+                    raise ConfigError(f"dataset '{args.dataset}' needs --set geo.{key}=PATH: {what}")
+            if args.data_dir is None:
+                raise ConfigError(f"dataset '{args.dataset}' needs --data-dir: the folder with its CSV "
+                                  "(IMG_ID, LAT, LON) and images/")
         encoder = load_dense_encoder(DenseConfig(model=cfg.encoder), show_progress=not getattr(args, "quiet", False))
-        prepared = prepare(split, encoder, weights=cfg.weights)
-        key = hashlib.sha256(json.dumps([split.label, split.queries.ids, split.queries.texts, cfg.encoder,
-                                         len(split.gallery)]).encode()).hexdigest()[:12]
+        if images:
+            from recwise.models.geo.image import ImageTower
+
+            split = image_split(args.dataset, args.data_dir, cfg.database, cfg.database_images)  # type: ignore[arg-type]
+            tower = ImageTower.from_pretrained(cfg.image_tower)  # type: ignore[arg-type]
+            prepared = prepare(split, encoder, query_encoder=tower, weights=cfg.weights)
+        else:
+            split = geonames_split(min_population=cfg.min_population, test_fraction=cfg.test_fraction,
+                                   split_seed=cfg.split_seed, query=cfg.query)
+            prepared = prepare(split, encoder, weights=cfg.weights)
+        ident: list[Any] = [split.label, split.queries.ids, split.queries.texts, cfg.encoder, len(split.gallery)]
+        if images:
+            ident += [cfg.image_tower, cfg.database, split.gallery.ids]
+        key = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:12]
         return prepared, {"data_key": key}
 
     def cells(self, args: argparse.Namespace, units: Any, seeds: Any, options: dict[str, Any]) -> list[Cell]:

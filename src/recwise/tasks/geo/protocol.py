@@ -69,6 +69,9 @@ class GeoConfig:
     attempts : ``ask_latlon`` attempts per answer (1: the released single parse).
     failed : ``drop`` unparsable answers, or ``zero`` (they become (0, 0), as released).
     distance : ``geodesic`` (geopy, as released) or ``haversine``.
+    image_tower : the image datasets' query encoder, a local transformers CLIP folder (CLIP ViT-L/14 as released).
+    database : the image datasets' gallery, the MP16-Pro CSV (``IMG_ID, LAT, LON, city, state, country``).
+    database_images : the folder of the database's images (default ``images/`` beside ``database``).
     """
 
     limit: int = 0
@@ -87,6 +90,9 @@ class GeoConfig:
     attempts: int = 2
     failed: Literal["drop", "zero"] = "drop"
     distance: Literal["geodesic", "haversine"] = "geodesic"
+    image_tower: str | None = None
+    database: str | None = None
+    database_images: str | None = None
 
     def __post_init__(self) -> None:
         for name, low in (("limit", 0), ("split_seed", 0), ("top_k", 1), ("samples", 1), ("candidates", 1),
