@@ -114,3 +114,45 @@ def test_negatives_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     path.write_text("{bad\n")
     assert main(["retrieval", "negatives", "show", str(path)]) == 2
     assert "negatives.jsonl:1: malformed JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("cap", "per_query"), [(0, 4), (1, 1), (3, 3), (9, 4)])
+def test_pairs_per_query_caps_the_training_triples(topics: Path, cap: int, per_query: int) -> None:
+    col = load_collection("topics", topics)
+    judged = col.judged_queries()
+    cfg = protocol.configs({"train": {"pairs_per_query": str(cap)}})
+    ctx = protocol._Context(col, col.doc_texts(), judged, protocol.folds_of(len(judged), cfg["folds"]),
+                            col.relevant(), cfg, False)
+    info: dict = {}
+    triples = protocol._triples(ctx, judged, "inbatch", None, 0, {}, info)
+    assert len(triples) == info["negatives"][0]["triples"] == per_query * len(judged)
+    by_query: dict[str, set[str]] = {}
+    for q, pos, neg in triples:
+        assert neg is None
+        by_query.setdefault(q, set()).add(pos)
+    assert all(len(v) == per_query for v in by_query.values())  # distinct positives, none repeated
+    if cap == 1:  # another seed draws other positives for some query
+        other = protocol._triples(ctx, judged, "inbatch", None, 7, {}, {})
+        assert [t[1] for t in other] != [t[1] for t in triples]
+
+
+def test_bad_pairs_per_query(topics: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "retrieval", "--dataset", "topics", "--data-dir", str(topics), "--out", str(tmp_path / "o"),
+                 "--quiet", "--set", "train.pairs_per_query=-1"])
+    assert code == 2 and "train.pairs_per_query" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_synthesise_alone_fills_the_cache_a_cell_then_reads(topics: Path, tmp_path: Path) -> None:
+    col = load_collection("topics", topics)
+    opts = {"neg": {"lo": "1", "hi": "20"}, "synth": {"min_words": "3", "band_lo": "-1", "band_hi": "1",
+                                                      "tau": "0.999"}}
+    backend = ScriptedBackend()
+    from recwise.llm import Generator, LLMCache
+
+    gen = Generator(backend, LLMCache(tmp_path / "c.sqlite"))
+    counts = protocol.synthesise_all(col, opts, log_path=tmp_path / "neg.jsonl", generator=gen)
+    assert counts["pairs"] == 6 and counts["llm_calls"] == 12 and counts["rejected_by_reflection"] == 1
+    assert len((tmp_path / "neg.jsonl").read_text().splitlines()) == 6
+    again = protocol.synthesise_all(col, opts, generator=gen)
+    assert again["llm_calls"] == 0 and again["cache_hits"] == 12 and backend.rows == 12

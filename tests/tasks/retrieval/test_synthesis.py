@@ -65,3 +65,20 @@ def test_default_band_comes_from_the_mined_cosines(tmp_path: Path) -> None:
 def test_bad_config(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         SynthConfig(**kwargs)
+
+
+def test_a_counted_generator_reports_completion_tokens(tmp_path: Path) -> None:
+    from recwise.llm import Completion, counted
+
+    class Tokens(ScriptedBackend):
+        def complete(self, rows: Sequence) -> list[Completion]:
+            return [Completion(c.text, 5, len(c.text.split())) for c in super().complete(rows)]
+
+    gen = counted(Generator(Tokens(), LLMCache(tmp_path / "c.sqlite")))
+    cfg = SynthConfig(band_lo=-1.0, band_hi=1.0, tau=0.999, min_words=5)
+    first = synthesise(gen, BagEncoder(), PAIRS, cfg, np.array([]))
+    assert first.counts["llm_calls"] == 6 and first.counts["completion_tokens"] > 6
+    again = synthesise(gen, BagEncoder(), PAIRS, cfg, np.array([]))
+    assert again.counts["llm_calls"] == 0 and again.counts["completion_tokens"] == 0
+    assert "completion_tokens" not in synthesise(Generator(Tokens(), None), BagEncoder(), PAIRS, cfg,
+                                                 np.array([])).counts  # no counting backend, no token figure

@@ -57,3 +57,28 @@ def register(sub: argparse._SubParsersAction, add_common: Callable[[argparse.Arg
     s.add_argument("--limit", type=int, default=10)
     add_common(s)
     s.set_defaults(func=lambda a: print(show_negatives(a.file, verdict=a.verdict, limit=a.limit)) or 0)
+    w = ns.add_parser("synthesise", help="the synthesis stage alone for every judged query: fills the LLM cache "
+                                         "the synthetic and hybrid cells read; prints the counts")
+    w.add_argument("--dataset", default="cranfield", help="cranfield, cisi, a BEIR name or any name with --data-dir")
+    w.add_argument("--data-dir", default=None, help="read the raw files from this folder")
+    w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="synth.*, neg.*, dense.*, folds.*, data.split (as for `recwise run retrieval`)")
+    w.add_argument("--out", type=Path, required=True, help="JSONL of every prompt's draft, reflection and verdict")
+    add_common(w)
+    w.set_defaults(func=cmd_synthesise)
+
+
+def cmd_synthesise(args: argparse.Namespace) -> int:
+    """``recwise retrieval negatives synthesise``: run :func:`~.protocol.synthesise_all`, print its counts."""
+    from recwise.config import parse_overrides
+    from recwise.data.retrieval import load_collection
+    from recwise.tasks.base import split_scopes
+    from recwise.tasks.retrieval.protocol import SCOPES, check_options, synthesise_all
+
+    opts = split_scopes(parse_overrides(args.set), SCOPES, bare="synth")
+    check_options(opts)
+    split = str(opts.get("data", {}).get("split", "test"))
+    col = load_collection(args.dataset, args.data_dir, split=split)
+    counts = synthesise_all(col, opts, log_path=args.out, progress=not getattr(args, "quiet", False))
+    print(json.dumps(counts))
+    return 0

@@ -54,7 +54,7 @@ from recwise.retrieval import (
 )
 from recwise.tasks.retrieval.synthesis import SynthConfig, synthesise
 
-__all__ = ["SCOPES", "FoldConfig", "NegConfig", "parse_arm", "check_options", "folds_of", "run"]
+__all__ = ["SCOPES", "FoldConfig", "NegConfig", "parse_arm", "check_options", "folds_of", "run", "synthesise_all"]
 
 SOURCES = ("random", "inbatch", "bm25", "dense", "synthetic", "hybrid")
 SCOPES = ("train", "bm25", "dense", "neg", "synth", "folds", "data")
@@ -185,10 +185,15 @@ def _triples(ctx: _Context, train_rows: np.ndarray, source: str, p: float | None
         pools = mine(_ranking_for(ctx, miner, train_rows, neg.hi), train_rows, ctx.positives, (neg.lo, neg.hi))
     randoms = random_negatives(ctx.col.n_docs, train_rows, ctx.positives, 8, rng) if source == "random" else {}
     counts = {"triples": 0, "synthetic": 0, "mined": 0, "random": 0, "inbatch": 0, "synthetic_fallback_to_mined": 0}
+    cap: int = ctx.cfg["train"].pairs_per_query
+    cap_rng = np.random.default_rng([seed, 1])  # its own stream: cap 0 leaves every other draw as it was
     out: list[tuple[str, str, str | None]] = []
     for q in train_rows.tolist():
         qt = ctx.col.query_texts[q]
-        for d in sorted(ctx.positives.get(q, {})):
+        docs = sorted(ctx.positives.get(q, {}))
+        if 0 < cap < len(docs):
+            docs = sorted(cap_rng.choice(docs, size=cap, replace=False).tolist())
+        for d in docs:
             pos = ctx.texts[d]
             want_synth = source == "synthetic" or (source == "hybrid" and rng.random() < (p or 0.0))
             negative: str | None
@@ -215,7 +220,7 @@ def _triples(ctx: _Context, train_rows: np.ndarray, source: str, p: float | None
 def _synthetic(ctx: _Context, train_rows: np.ndarray, out_dir: Path, info: dict[str, Any],
                generator: Any = None) -> dict[int, str]:
     """One synthetic negative per judged query (from its highest-gain positive), through the LLM cache."""
-    from recwise.llm import load_generator
+    from recwise.llm import counted, load_generator
 
     syn: SynthConfig = ctx.cfg["synth"]
     rows = ctx.judged if syn.queries == 0 else ctx.judged[: syn.queries]
@@ -225,6 +230,7 @@ def _synthetic(ctx: _Context, train_rows: np.ndarray, out_dir: Path, info: dict[
         pairs.append((q, ctx.col.query_texts[q], ctx.texts[best]))
     if generator is None:
         generator = load_generator(backend=syn.backend, model=syn.model, base_url=syn.base_url)
+    generator = counted(generator)  # same cache; counts the rows and completion tokens sent to the model
     neg: NegConfig = ctx.cfg["neg"]
     ranking = _ranking_for(ctx, neg.miner, train_rows, neg.hi)
     pools = mine(ranking, train_rows, ctx.positives, (neg.lo, neg.hi))
@@ -340,3 +346,22 @@ def run(col: Collection, arm: str, seed: int, options: dict[str, Any], *, out_di
                                                                                     values.items()}}))
     atomic_write_text(out_dir / "run.json", json.dumps(info, indent=1, default=str))
     return rows
+
+
+def synthesise_all(col: Collection, options: dict[str, Any], *, log_path: Path | None = None,
+                   generator: Any = None, progress: bool = False) -> dict[str, Any]:
+    """The synthesis stage alone, for every judged query (or ``synth.queries``): fills the LLM cache
+    that the synthetic and hybrid cells then read, and returns the counts (``log_path``: the JSONL).
+
+    The guard band comes from the mined negatives of all judged queries (a cell's fold uses its
+    training queries' only, so its kept set can differ slightly; the LLM prompts are the same).
+    """
+    cfg = configs(options)
+    judged = col.judged_queries()
+    ctx = _Context(col, col.doc_texts(), judged, folds_of(len(judged), cfg["folds"]), col.relevant(), cfg, progress)
+    info: dict[str, Any] = {}
+    _synthetic(ctx, judged, log_path.parent if log_path else Path("."), info, generator)
+    if log_path is not None:
+        atomic_write_text(log_path, "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                            for r in info["synthesis_records"]))
+    return dict(info["synthesis"])

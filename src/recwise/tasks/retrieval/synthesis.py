@@ -143,6 +143,8 @@ def synthesise(generator: Any, encoder: Any, pairs: Sequence[tuple[int, str, str
     params = GenerationParams(temperature=0.0, max_tokens=config.max_tokens)
     t0 = time.perf_counter()
     calls0 = generator.backend_calls
+    usage = getattr(generator.backend, "usage", None)  # a CountingBackend (recwise.llm.counted) counts tokens
+    tokens0 = usage.tokens if usage is not None else 0
     drafts = [draft_prompt(q, p, config.max_chars) for _, q, p in pairs]
     first = generator.generate(drafts, params) if drafts else []
     if config.reflect:
@@ -195,6 +197,8 @@ def synthesise(generator: Any, encoder: Any, pairs: Sequence[tuple[int, str, str
         "tau": config.tau,
         "wall_seconds": round(time.perf_counter() - t0, 3),
     }
+    if usage is not None:
+        counts["completion_tokens"] = usage.tokens - tokens0
     counts["cache_hits"] = counts["prompts"] - counts["llm_calls"]
     if log_path is not None:
         from recwise.results import atomic_write_text
