@@ -156,3 +156,40 @@ def test_synthesise_alone_fills_the_cache_a_cell_then_reads(topics: Path, tmp_pa
     assert len((tmp_path / "neg.jsonl").read_text().splitlines()) == 6
     again = protocol.synthesise_all(col, opts, generator=gen)
     assert again["llm_calls"] == 0 and again["cache_hits"] == 12 and backend.rows == 12
+
+
+def test_bench_markdown_shows_one_audit_per_miner_and_synthesis_tokens(tmp_path: Path) -> None:
+    from recwise.results import ResultRow
+    from recwise.tasks.retrieval import bench_markdown
+
+    def cell(arm: str, info: dict) -> Path:
+        d = tmp_path / arm
+        d.mkdir()
+        (d / "per_query.json").write_text(json.dumps({"queries": ["a", "b"], **{m: [0.5, 0.25] for m in
+                                                      ("ndcg@10", "mrr@10", "recall@100", "map")}}))
+        (d / "run.json").write_text(json.dumps({"seed": 0, **info}))
+        return d
+
+    win = [{"lo": 1, "hi": 10, "documents": 20, "relevant": 5, "share": 0.25}]
+    dirs = {"bm25": [cell("bm25", {"false_negative_audit": {"miner": "bm25", "windows": win}})],
+            "zeroshot": [cell("zeroshot", {"false_negative_audit": {"miner": "dense", "windows": win}})],
+            "finetune-synthetic": [cell("finetune-synthetic", {"synthesis": [
+                {"fold": 0, "pairs": 2, "kept": 1, "rejected_by_reflection": 0, "rejected_by_guard": 1,
+                 "llm_calls": 4, "cache_hits": 0, "completion_tokens": 321, "wall_seconds": 1.5}]})]}
+    rows = [ResultRow("retrieval", "x", a, 0, "test", "all", "ndcg@10", 0.375) for a in dirs]
+    md = bench_markdown(rows, dirs, "x", baseline="bm25")
+    assert "False-negative audit (bm25 ranking" in md and "False-negative audit (dense ranking" in md
+    assert "| finetune-synthetic | 0 | 0 | 2 | 1 | 0 | 1 | 4 | 0 | 321 | 1.5 |" in md
+
+
+@pytest.mark.slow
+def test_zeroshot_cell_audits_the_dense_ranking(topics: Path, tmp_path: Path) -> None:
+    col = load_collection("topics", topics)
+    out = tmp_path / "zs"
+    rows = protocol.run(col, "zeroshot", 0, {"folds": {"k": "2"}}, out_dir=out, dataset="topics")
+    assert {r.segment for r in rows} == {"all", "fold=0", "fold=1"}
+    audit = json.loads((out / "run.json").read_text())["false_negative_audit"]
+    assert audit["miner"] == "dense"
+    first = audit["windows"][0]  # ranks 1-10 of 24 documents hold at most the 4 judged documents of each topic
+    assert first["documents"] == 60 and 0 < first["relevant"] <= 24
+    assert sum(w["relevant"] for w in audit["windows"]) == 24  # every judged document is ranked somewhere in 1-200

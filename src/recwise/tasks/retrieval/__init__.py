@@ -71,22 +71,25 @@ def bench_markdown(rows: list[ResultRow], cell_dirs: dict[str, list[Path]], data
                 f"{comps[m][a].mean_arm - comps[m][a].mean_baseline:+.4f} | {comps[m][a].p_holm:.3g}"
                 for m in METRICS[:3]) + " |")
     synth = []
-    audit = None
+    audits: dict[str, dict[str, Any]] = {}  # one per miner (bm25: the bm25 cell's ranking; dense: zeroshot's)
     for a in arms:
         for d in cell_dirs[a]:
             info = json.loads((d / "run.json").read_text())
             for s in info.get("synthesis", []):
                 synth.append((a, info["seed"], s))
-            audit = audit or info.get("false_negative_audit")
+            if "false_negative_audit" in info:
+                audits.setdefault(info["false_negative_audit"]["miner"], info["false_negative_audit"])
     if synth:
         md += ["", "Synthesis (per fold: kept / rejected by reflection / by guard; LLM calls; cache hits; wall s):", "",
-               "| arm | seed | fold | pairs | kept | reflection | guard | LLM calls | cache hits | wall s |",
-               "|---|---|---|---|---|---|---|---|---|---|"]
+               "| arm | seed | fold | pairs | kept | reflection | guard | LLM calls | cache hits | tokens | wall s |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
         for a, seed, s in synth:
             md.append(f"| {a} | {seed} | {s['fold']} | {s['pairs']} | {s['kept']} | {s['rejected_by_reflection']} | "
-                      f"{s['rejected_by_guard']} | {s['llm_calls']} | {s['cache_hits']} | {s['wall_seconds']:.1f} |")
-    if audit:
-        md += ["", f"False-negative audit ({audit['miner']} ranking of every judged query):", "",
+                      f"{s['rejected_by_guard']} | {s['llm_calls']} | {s['cache_hits']} | "
+                      f"{s.get('completion_tokens', '')} | {s['wall_seconds']:.1f} |")
+    for miner in sorted(audits):
+        audit = audits[miner]
+        md += ["", f"False-negative audit ({miner} ranking of every judged query):", "",
                "| ranks | documents | judged relevant | share |", "|---|---|---|---|"]
         for w in audit["windows"]:
             md.append(f"| {w['lo']}-{w['hi']} | {w['documents']} | {w['relevant']} | {w['share']:.3f} |")

@@ -334,9 +334,9 @@ def run(col: Collection, arm: str, seed: int, options: dict[str, Any], *, out_di
         mask = np.asarray([fold_of[q] == fold for q in order])
         rows += [ResultRow("retrieval", dataset, arm, seed, "test", f"fold={fold}", m, float(v[mask].mean()))
                  for m, v in values.items()]
-    if parse_arm(arm)[0] == "bm25" or parse_arm(arm)[1] in ("bm25", "dense", "hybrid"):
+    if parse_arm(arm)[0] in ("bm25", "zeroshot") or parse_arm(arm)[1] in ("bm25", "dense", "hybrid"):
         miner = "bm25" if arm == "bm25" or parse_arm(arm)[1] == "bm25" else (
-            "dense" if parse_arm(arm)[1] == "dense" else cfg["neg"].miner)
+            "dense" if arm == "zeroshot" or parse_arm(arm)[1] == "dense" else cfg["neg"].miner)
         ranking = _ranking_for(ctx, miner, judged, max(w[1] for w in AUDIT_WINDOWS))
         info["false_negative_audit"] = {"miner": miner,
                                         "windows": false_negative_audit(ranking, judged, ctx.positives, AUDIT_WINDOWS)}
