@@ -155,3 +155,17 @@ def test_trained_location_encoder_is_a_copy_and_frozen_leaves_it(prepared, tmp_p
     info_f = json.loads((tmp_path / "f" / "run.json").read_text())
     assert info_t["align_config"]["location"] == "trained" and info_f["align_config"]["location"] == "frozen"
     assert info_t["align_loss"] != info_f["align_loss"]  # the trained encoder changes the GPS loss
+
+
+def test_arms_of_one_seed_share_one_alignment(tmp_path: Path) -> None:
+    prep = prepare(planted_split(per_region=12, test_per_region=2), TrigramEncoder())
+    frozen = AlignConfig(lr=3e-3, epochs=2, batch_size=32, location="frozen")
+    a = run(prep, CFG, frozen, arm="nn", seed=0, options={}, out_dir=tmp_path / "a")
+    b = run(prep, CFG, frozen, arm="one-rag", seed=0, options={}, generator=Generator(FakeGeoLLM()),
+            out_dir=tmp_path / "b")
+    c = run(prep, CFG, frozen, arm="nn", seed=1, options={})
+    e = run(prep, CFG, frozen, arm="equal-earth", seed=0, options={}, generator=Generator(FakeGeoLLM()))
+    assert [_all(r, "align_reused") for r in (a, b, c, e)] == [0.0, 1.0, 0.0, 0.0]
+    assert len(prep.alignments) == 3  # (0, mercator), (1, mercator), (0, equal-earth)
+    info_a, info_b = (json.loads((tmp_path / d / "run.json").read_text()) for d in "ab")
+    assert info_a["align_loss"] == info_b["align_loss"] and info_b["align_reused"] is True

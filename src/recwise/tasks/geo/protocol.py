@@ -165,6 +165,9 @@ class Prepared:
     location: dict[str, Any] = field(default_factory=dict)  # projection -> LocationEncoder
     gallery_location: dict[str, np.ndarray] = field(default_factory=dict)  # projection -> (N, 512)
     encode_seconds: float = 0.0
+    # (seed, projection, alignment options) -> (trained heads, their location encoder, history): the
+    # arms of one seed share one alignment (it is a function of these), so a bench trains it once
+    alignments: dict[str, tuple[Any, Any, dict[str, list[float]]]] = field(default_factory=dict)
 
     def encoder_for(self, projection: str) -> Any:
         from recwise.models.geo.location import LocationEncoder
@@ -271,6 +274,33 @@ def _medoid(points: np.ndarray) -> int:
     return int(np.argmin(np.arcsin(np.sqrt(np.clip(a, 0, 1))).sum(axis=1)))
 
 
+def _align(prepared: Prepared, projection: str, align_cfg: Any, seed: int,
+           progress: bool) -> tuple[Any, Any, dict[str, list[float]]]:
+    """Train G3's heads (and, with ``align.location=trained``, a copy of the location encoder)."""
+    import torch
+
+    from recwise.models.geo.align import GeoAligner, train_alignment
+
+    torch.manual_seed(seed)
+    if align_cfg.location == "trained":
+        import copy
+
+        from recwise.models.geo.location import project
+
+        location_encoder = copy.deepcopy(prepared.encoder_for(projection))  # the shared one stays as loaded
+        heads = GeoAligner(prepared.gallery_query.shape[1], prepared.gallery_text.shape[1],
+                           location_encoder=location_encoder)
+        loc_input = project(prepared.split.gallery.latlon, projection)
+    else:
+        location_encoder = prepared.encoder_for(projection)
+        heads = GeoAligner(prepared.gallery_query.shape[1], prepared.gallery_text.shape[1])
+        loc_input = prepared.gallery_features(projection)
+    history = train_alignment(heads, prepared.gallery_query, prepared.gallery_text, loc_input, align_cfg,
+                              seed=seed, progress=progress)
+    location_encoder.eval()
+    return heads, location_encoder, history
+
+
 # ---------------------------------------------------------------------------------------------
 # one run
 
@@ -282,7 +312,6 @@ def run(prepared: Prepared, cfg: GeoConfig, align_cfg: Any, *, arm: str, seed: i
     and ``run.json``. ``generator`` may be passed in (tests); else it is built from ``options['llm']``."""
     import torch
 
-    from recwise.models.geo.align import GeoAligner, train_alignment
     from recwise.retrieval.geo import GeoDatabase
 
     plan = arm_plan(arm, cfg)
@@ -292,24 +321,15 @@ def run(prepared: Prepared, cfg: GeoConfig, align_cfg: Any, *, arm: str, seed: i
     n_q = len(queries)
     q_emb = prepared.queries[:n_q]
 
-    # 1. alignment (the location encoder trained with the heads, as released, or frozen)
-    torch.manual_seed(seed)
-    if align_cfg.location == "trained":
-        import copy
-
-        from recwise.models.geo.location import project
-
-        location_encoder = copy.deepcopy(prepared.encoder_for(plan.projection))  # the shared one stays as loaded
-        heads = GeoAligner(prepared.gallery_query.shape[1], prepared.gallery_text.shape[1],
-                           location_encoder=location_encoder)
-        loc_input = project(split.gallery.latlon, plan.projection)
+    # 1. alignment (the location encoder trained with the heads, as released, or frozen); arms of
+    # the same seed and projection reuse it within a command
+    akey = json.dumps([seed, plan.projection, config_to_dict(align_cfg)], sort_keys=True)
+    align_reused = akey in prepared.alignments
+    if align_reused:
+        heads, location_encoder, history = prepared.alignments[akey]
     else:
-        location_encoder = prepared.encoder_for(plan.projection)
-        heads = GeoAligner(prepared.gallery_query.shape[1], prepared.gallery_text.shape[1])
-        loc_input = prepared.gallery_features(plan.projection)
-    history = train_alignment(heads, prepared.gallery_query, prepared.gallery_text, loc_input, align_cfg,
-                              seed=seed, progress=progress)
-    location_encoder.eval()
+        heads, location_encoder, history = _align(prepared, plan.projection, align_cfg, seed, progress)
+        prepared.alignments[akey] = (heads, location_encoder, history)
     align_seconds = float(sum(history["seconds"]))
 
     # 2. database and retrieval
@@ -404,7 +424,7 @@ def run(prepared: Prepared, cfg: GeoConfig, align_cfg: Any, *, arm: str, seed: i
         "llm_answers": float(counts["answers"]), "llm_calls": float(usage.calls), "llm_tokens": float(usage.tokens),
         "parse_failed": float(counts["failed"]), "parse_failure_rate": counts["failed"] / answers_n,
         "parsed_after_retry": float(counts["parsed_retry"]),
-        "align_seconds": align_seconds, "llm_seconds": llm_seconds,
+        "align_seconds": align_seconds, "align_reused": float(align_reused), "llm_seconds": llm_seconds,
         "queries_per_second": n_q / max(search_seconds + verify_seconds, 1e-9),
         "wall_seconds": time.perf_counter() - t_start,
     }
@@ -425,7 +445,8 @@ def run(prepared: Prepared, cfg: GeoConfig, align_cfg: Any, *, arm: str, seed: i
         info = {"task": TASK, "dataset": label, "arm": arm, "seed": seed, "geo_config": config_to_dict(cfg),
                 "align_config": config_to_dict(align_cfg), "options": options, "data_key": data_key,
                 "config_hash": config_hash(cfg, {"options": options, "arm": arm, "dataset": label}),
-                "version": recwise.__version__, "align_loss": history["loss"], "parse_counts": counts,
+                "version": recwise.__version__, "align_loss": history["loss"], "align_reused": align_reused,
+                "parse_counts": counts,
                 "timings": {"encode_shared": prepared.encode_seconds, "align": align_seconds, "index": index_seconds,
                             "search": search_seconds, "llm": llm_seconds, "verify": verify_seconds},
                 "metrics": {f"{s}/{m}": v for (s, m), v in values.items()}}
