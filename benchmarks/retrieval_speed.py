@@ -10,9 +10,15 @@ rank-bm25, and encode + faiss search time for a whole collection.
   ``BM25Okapi`` over the same tokens (bm25s's tokenizer, English stop words) and all queries, top 100.
 * ``dense``: MiniLM encoding of the corpus and the queries (no cache: a fresh encoder) and exact
   faiss search (IndexFlatIP) of all queries, top 100.
+* ``foldcost``: where a fine-tuning fold's time goes, per ``max_seq_length`` in ``--seqs``: the
+  corpus's token lengths, re-encoding the whole corpus with a fresh MiniLM, and training
+  ``--triples`` triples (recwise's ``finetune``, one epoch); then the projected seconds of one fold
+  (training the fold's triples + re-encoding) for every pair (``pairs_per_query=0``) and for one
+  pair per query (``pairs_per_query=1``).
 
     .venv/bin/python benchmarks/retrieval_speed.py --data-dir ../shared/data/retrieval/cranfield
     .venv/bin/python benchmarks/retrieval_speed.py --data-dir DIR --dataset cisi --triples 256 --repeats 3
+    .venv/bin/python benchmarks/retrieval_speed.py --data-dir DIR --parts foldcost --threads 1 --triples 64
 """
 
 from __future__ import annotations
@@ -126,6 +132,36 @@ def bench_dense(col) -> dict:  # noqa: ANN001
             "query_encode_s": query_encode_s, "faiss_search_s": search_s}
 
 
+def bench_foldcost(col, seqs: list[int], n_triples: int, k: int = 5) -> dict:  # noqa: ANN001
+    from recwise.retrieval import FinetuneConfig, finetune, local_sentence_transformer
+
+    texts = col.doc_texts()
+    judged = col.judged_queries()
+    rel = col.relevant()
+    model = local_sentence_transformer("minilm")
+    lens = np.array([len(ids) for ids in model.tokenizer(texts)["input_ids"]])
+    train_queries = len(judged) * (k - 1) / k
+    all_pairs = sum(len(rel[q]) for q in judged.tolist()) * (k - 1) / k
+    out: dict = {"doc_tokens": {"mean": float(lens.mean()), "median": float(np.median(lens)),
+                                **{f"share_over_{s}": float((lens > s).mean()) for s in seqs}},
+                 "train_triples_per_fold": {"all_pairs": all_pairs, "one_per_query": train_queries}, "seqs": {}}
+    triples = _triples(col, n_triples)
+    for seq in seqs:
+        model = local_sentence_transformer("minilm")
+        model.max_seq_length = seq
+        t = time.perf_counter()
+        model.encode(texts, batch_size=64)
+        encode_s = time.perf_counter() - t
+        model = local_sentence_transformer("minilm")
+        t = time.perf_counter()
+        finetune(model, triples, FinetuneConfig(max_seq_length=seq), seed=0)
+        rate = len(triples) / (time.perf_counter() - t)
+        out["seqs"][seq] = {"corpus_encode_s": encode_s, "train_triples_per_s": rate,
+                            "fold_s_all_pairs": all_pairs / rate + encode_s,
+                            "fold_s_one_per_query": train_queries / rate + encode_s}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="cranfield")
@@ -136,6 +172,7 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seqs", default="256,128,64", help="foldcost: max_seq_length values")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     import torch
@@ -160,6 +197,19 @@ def main() -> None:
         print(f"fine-tune ({r['triples']} triples, batch {args.batch}, seq {args.seq}): recwise "
               f"{r['recwise_examples_per_s']:.1f} ex/s, plain sentence-transformers {r['plain_st_examples_per_s']:.1f} "
               f"ex/s, ratio {r['ratio']:.3f}", flush=True)
+    if "foldcost" in parts:
+        out["foldcost"] = r = bench_foldcost(col, [int(x) for x in args.seqs.split(",")], args.triples)
+        d = r["doc_tokens"]
+        print(f"corpus tokens: mean {d['mean']:.0f}, median {d['median']:.0f}; "
+              + ", ".join(f"over {k.removeprefix('share_over_')}: {v:.2f}"
+                          for k, v in d.items() if k.startswith("share")))
+        t = r["train_triples_per_fold"]
+        print(f"training triples per fold (k=5): every pair {t['all_pairs']:.0f}, "
+              f"one per query {t['one_per_query']:.0f}")
+        for seq, v in r["seqs"].items():
+            print(f"seq {seq}: corpus re-encode {v['corpus_encode_s']:.1f} s, training {v['train_triples_per_s']:.2f} "
+                  f"triples/s; one fold {v['fold_s_all_pairs']:.0f} s (every pair), {v['fold_s_one_per_query']:.0f} s "
+                  "(one pair per query)", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1)
