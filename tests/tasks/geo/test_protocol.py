@@ -68,6 +68,7 @@ def test_g3_counts_failures_and_a_rerun_makes_no_model_call(prepared, tmp_path: 
     calls = backend.calls
     again = run(prepared, CFG, ALIGN, arm="g3", seed=0, options={}, generator=gen)
     assert backend.calls == calls and _all(again, "llm_calls") == 0
+    assert _all(rows, "llm_cache_hits") == 0 and _all(again, "llm_cache_hits") == calls
     assert [r.value for r in again if r.metric == "accuracy"] == [r.value for r in rows if r.metric == "accuracy"]
     # zero-shot only: every answer fails, so every prediction is (0, 0), as released
     zs = run(prepared, CFG, ALIGN, arm="zero-shot", seed=0, options={}, generator=gen, out_dir=tmp_path / "z")

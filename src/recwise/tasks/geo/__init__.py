@@ -58,13 +58,16 @@ def bench_markdown(rows: list[ResultRow], dataset: str) -> str:
         return f"{m:.{digits}f}" + (f" ± {statistics.stdev(v) * scale:.{digits}f}" if len(v) > 1 else "")
 
     md = [f"# geo on {dataset}: accuracy (%) within each distance, mean ± std over seeds\n",
-          "| arm | seeds | " + " | ".join(f"{k[3:]} km" for k in KM) + " | median km | LLM calls | parse fail % |",
-          "|---|---|" + "---|" * (len(KM) + 3)]
+          "| arm | seeds | " + " | ".join(f"{k[3:]} km" for k in KM)
+          + " | median km | LLM calls | cache hits | parse fail % | wall s |",
+          "|---|---|" + "---|" * (len(KM) + 5)]
     for arm in sorted(seeds, key=lambda a: ARM_NAMES.index(a) if a in ARM_NAMES else 99):
         md.append(f"| {arm} | {len(seeds[arm])} | " + " | ".join(fmt(cells.get((arm, k), [])) for k in KM)
                   + f" | {fmt(cells.get((arm, 'median_km'), []), 1.0, 0)}"
                   + f" | {fmt(cells.get((arm, 'llm_calls'), []), 1.0, 0)}"
-                  + f" | {fmt(cells.get((arm, 'parse_failure_rate'), []))} |")
+                  + f" | {fmt(cells.get((arm, 'llm_cache_hits'), []), 1.0, 0)}"
+                  + f" | {fmt(cells.get((arm, 'parse_failure_rate'), []))}"
+                  + f" | {fmt(cells.get((arm, 'wall_seconds'), []), 1.0, 0)} |")
     md += ["", "Published on IM2GPS3k (images, GPT-4V, MP16-Pro database; not comparable, see docs/geo.md):", "",
            "| method | " + " | ".join(f"{k[3:]} km" for k in KM) + " |", "|---|" + "---|" * len(KM)]
     md += [f"| {m} | " + " | ".join(f"{v:.1f}" for v in vals) + " |" for m, vals in PUBLISHED_IM2GPS3K.items()]
@@ -179,7 +182,8 @@ class GeoTask(Task):
         head = "  ".join(f"{k}: {100 * acc[k]:.1f}%" for k in KM if k in acc)
         return (f"{cell.model} on {rows[0].dataset if rows else cell.dataset}, seed {cell.seed}: {seconds:.1f} s, "
                 f"{int(v.get('queries', 0))} queries\n{head}\nmedian {v.get('median_km', float('nan')):.0f} km, "
-                f"LLM calls {int(v.get('llm_calls', 0))}, parse failures {int(v.get('parse_failed', 0))}/"
+                f"LLM calls {int(v.get('llm_calls', 0))} ({int(v.get('llm_cache_hits', 0))} from cache), "
+                f"parse failures {int(v.get('parse_failed', 0))}/"
                 f"{int(v.get('llm_answers', 0))}, align {v.get('align_seconds', 0):.1f} s, "
                 f"{v.get('queries_per_second', 0):.0f} queries/s (retrieval + verification)\n"
                 f"results in {out_dir / 'results.csv'}, per query in {out_dir / 'predictions.csv'}")

@@ -250,7 +250,8 @@ def _diversify(gen: Any, prompts: list[Any], cfg: GeoConfig, seed: int,
         return (float(v[0]), float(v[1])) if v is not None else None
 
     out = [[pair(texts[i][j % samples]) for j in range(cfg.samples)] for i in range(len(prompts))]
-    counts = {"answers": len(prompts) * cfg.samples, "parsed_first": 0, "parsed_retry": 0, "failed": 0}
+    counts = {"answers": len(prompts) * cfg.samples, "parsed_first": 0, "parsed_retry": 0, "failed": 0,
+              "rows": len(prompts) * samples}  # rows asked of the LLM layer (from the cache or the model)
     counts["parsed_first"] = sum(a is not None for row in out for a in row)
     reminder = 'Reply with only {"latitude": <degrees>, "longitude": <degrees>}.'
     for attempt in range(1, cfg.attempts):
@@ -260,6 +261,7 @@ def _diversify(gen: Any, prompts: list[Any], cfg: GeoConfig, seed: int,
                 continue
             retry = replace(base, temperature=max(cfg.temperature, 0.7), seed=seed * 1000 + 100 * attempt + j, n=1)
             again = gen.generate([_with_reminder(prompts[i], reminder) for i in todo], retry)
+            counts["rows"] += len(todo)
             for i, text in zip(todo, again):
                 out[i][j] = pair(text)
                 counts["parsed_retry"] += out[i][j] is not None
@@ -351,7 +353,7 @@ def run(prepared: Prepared, cfg: GeoConfig, align_cfg: Any, *, arm: str, seed: i
     from recwise.llm import Usage
 
     usage = Usage()
-    counts = {"answers": 0, "parsed_first": 0, "parsed_retry": 0, "failed": 0}
+    counts = {"answers": 0, "parsed_first": 0, "parsed_retry": 0, "failed": 0, "rows": 0}
     answers: dict[str, list[list[tuple[float, float] | None]]] = {}
     t_llm = time.perf_counter()
     if kinds:
@@ -422,6 +424,7 @@ def run(prepared: Prepared, cfg: GeoConfig, align_cfg: Any, *, arm: str, seed: i
         "median_km": float(np.median(dist)), "mean_km": float(np.mean(dist)), "queries": float(n_q),
         "candidates_mean": float(np.mean([len(c) for c in cand_lists])),
         "llm_answers": float(counts["answers"]), "llm_calls": float(usage.calls), "llm_tokens": float(usage.tokens),
+        "llm_cache_hits": float(counts["rows"] - usage.calls),
         "parse_failed": float(counts["failed"]), "parse_failure_rate": counts["failed"] / answers_n,
         "parsed_after_retry": float(counts["parsed_retry"]),
         "align_seconds": align_seconds, "align_reused": float(align_reused), "llm_seconds": llm_seconds,
