@@ -42,7 +42,8 @@ def test_seed_p_falls_back_to_the_recomputed_chain_and_is_counted(tmp_path: Path
     for r, p in zip(recs, PROBLEMS):
         assert r["question"] == p.question and r["clean_status"] == "correct"
         assert r["injection_source"] == "fallback" and r["modified_question"] != p.question
-        assert r["injected"].startswith("1. After") and "The answer is" not in r["injected"]
+        assert r["injected"].startswith("1. ") and " starts with " in r["injected"]
+        assert "The answer is" not in r["injected"]
         assert r["preemptive"] not in (None, p.answer + ".")
         assert r["attacked_status"] == "wrong" and r["attacked_answer"] != p.answer
     info = json.loads((out / "run.json").read_text())
@@ -134,3 +135,15 @@ def test_a_killed_run_resumes_from_the_cache_and_a_rerun_is_free(tmp_path: Path)
 def test_bad_options_are_errors(options: dict[str, dict[str, str]], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         check_options(options)
+
+
+def test_attack_none_is_the_clean_run_only(tmp_path: Path) -> None:
+    backend = FakeBackend()
+    v, out = _run(tmp_path, "none", backend)
+    assert v["clean_accuracy"] == 1.0 and v["questions"] == 6 and v["clean_unparsable"] == 0
+    assert v["llm_calls"] == 6 and len(backend.seen) == 6  # no injection, attacked or detector call
+    assert "asr" not in v and "detection_rate" not in v
+    rec = json.loads((out / "attacks.jsonl").read_text().splitlines()[0])
+    assert rec["clean_status"] == "correct" and "attacked_output" not in rec
+    with pytest.raises(ConfigError, match="needs an attack"):
+        AttackConfig(attack="none", defence="self-review")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AttackTask", "TASK", "bench_markdown"]
 
-ATTACK_NAMES = ("seed-p", "seed-s", "preemptive", "mistake")
+ATTACK_NAMES = ("seed-p", "seed-s", "preemptive", "mistake", "none")
 DATASETS = ("arith", "gsm8k", "math", "csqa", "mathqa")
 SCOPES = ("attack", "llm", "assistant", "detector", "arith")
 COLUMNS = (("clean_accuracy", "clean acc"), ("attacked_accuracy", "attacked acc"), ("asr", "ASR"),

@@ -75,7 +75,8 @@ STOP = ("[Question]", "[Your Problem]", "[Example Problem")  # a small model sta
 class AttackConfig:
     """One cell's protocol options (``--set attack.KEY=VALUE``; the CLI flags set the first five).
 
-    attack : seed-p, seed-s, preemptive (wrong answer only) or mistake (appended wrong step).
+    attack : seed-p, seed-s, preemptive (wrong answer only), mistake (appended wrong step), or none
+        (the clean run only: clean accuracy, no injection, no attacked or detector calls).
     sigma : share of the solution's steps injected (released default 0.6).
     shots : few-shot exemplars, 0-3 (0: zero-shot).
     limit : the first ``limit`` questions (0: all).
@@ -88,7 +89,7 @@ class AttackConfig:
     chunk : prompts per cached ``generate`` call (what a killed run loses at most per stage).
     """
 
-    attack: Literal["seed-p", "seed-s", "preemptive", "mistake"] = "seed-p"
+    attack: Literal["seed-p", "seed-s", "preemptive", "mistake", "none"] = "seed-p"
     sigma: float = 0.6
     shots: int = 0
     limit: int = 200
@@ -108,6 +109,8 @@ class AttackConfig:
             raise ConfigError(f"option 'attack.shots' must be in [0, {MAX_SHOTS}]; got {self.shots}")
         if self.limit < 0:
             raise ConfigError(f"option 'attack.limit' must be >= 0 (0: all questions); got {self.limit}")
+        if self.attack == "none" and self.defence != "none":
+            raise ConfigError("option 'attack.defence' needs an attack; attack 'none' is the clean run only")
         for name in ("max_tokens", "assistant_max_tokens", "detector_max_tokens", "chunk"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"option 'attack.{name}' must be >= 1; got {getattr(self, name)}")
@@ -279,8 +282,8 @@ def run(
     """Run one attack cell; return its rows and, with ``out_dir``, write ``results.csv``,
     ``attacks.jsonl`` and ``run.json``. ``gens`` (role -> Generator) may be passed in (tests)."""
     options = options or {}
-    if cfg.attack not in ATTACKS:
-        raise ConfigError(f"unknown attack {cfg.attack!r}; one of {list(ATTACKS)}")
+    if cfg.attack not in (*ATTACKS, "none"):
+        raise ConfigError(f"unknown attack {cfg.attack!r}; one of {[*ATTACKS, 'none']}")
     t0 = time.perf_counter()
     gens = {r: _counted(g) for r, g in (gens or generators(model, options)).items()}
     problems = problems[:cfg.limit] if cfg.limit else problems
@@ -295,6 +298,20 @@ def run(
     clean_prompts = [chat(p.kind, clean_query(p, cfg.shots)) for p in problems]
     clean_out = _generate(target, clean_prompts, cfg.max_tokens, cfg.chunk, "clean", progress)
     clean_j = judged(clean_out)
+    if cfg.attack == "none":  # the clean run only
+        for rec, p, co, cj in zip(records, problems, clean_out, clean_j):
+            rec.update(clean_output=co, clean_answer=extract_answer(co, p.kind, lenient=lenient),
+                       clean_status=_status(cj))
+        n_q = max(len(problems), 1)
+        only: dict[str, float] = {
+            "clean_accuracy": sum(j is True for j in clean_j) / n_q, "questions": float(len(problems)),
+            "clean_correct": float(sum(j is True for j in clean_j)),
+            "clean_unparsable": float(sum(j is None for j in clean_j)),
+            "empty_output_rate": sum(not o.strip() for o in clean_out) / n_q}
+        known = [c is True for c in (arithmetic_consistent(t) for t in clean_out) if c is not None]
+        only["consistent_rate_clean"] = sum(known) / len(known) if known else float("nan")
+        return _finish(only, records, gens, cfg, t0, model=model, dataset=dataset, seed=seed, options=options,
+                       out_dir=out_dir, data_key=data_key)
     inj = _injections(problems, clean_out, cfg, gens, seed, progress, records)
     att_prompts = [chat(p.kind, attacked_query(p, cfg.shots, text, pre)) for p, (text, pre) in zip(problems, inj)]
     att_out = _generate(target, att_prompts, cfg.max_tokens, cfg.chunk, f"{cfg.attack} attacked", progress)
@@ -349,6 +366,14 @@ def run(
         for rec, o, j, d in zip(records, rev_out, rev_j, defended):
             rec.update(review_output=o, review_status=_status(j), defended_status=_status(d))
 
+    return _finish(values, records, gens, cfg, t0, model=model, dataset=dataset, seed=seed, options=options,
+                   out_dir=out_dir, data_key=data_key)
+
+
+def _finish(values: dict[str, float], records: list[dict[str, Any]], gens: dict[str, Any], cfg: AttackConfig,
+            t0: float, *, model: str, dataset: str, seed: int, options: dict[str, dict[str, str]],
+            out_dir: Path | None, data_key: str | None) -> list[ResultRow]:
+    """Cost figures, the rows, and with ``out_dir`` the three output files."""
     usage = {role: vars(g.backend.usage).copy() for role, g in gens.items()}
     distinct = {id(g): g for g in gens.values()}
     values["llm_calls"] = float(sum(g.backend.usage.calls for g in distinct.values()))
