@@ -100,7 +100,10 @@ def test_arith_generator_chains_hold_and_settings_are_checked() -> None:
         ps = generate_arith(n=30, steps=3, difficulty=difficulty, seed=1)
         assert ps == generate_arith(n=30, steps=3, difficulty=difficulty, seed=1)  # deterministic
         for p in ps:
-            assert len(p.chain) == 3 and len(p.solution) == 3
+            assert len(p.chain) == 3 and len(p.solution) == 4  # "X starts with N", then one step per operation
+            assert p.solution[0] == p.question.split(".")[0].replace(" has ", " starts with ") + "."
+            for step, c in zip(p.solution[1:], p.chain):  # each step restates its sentence, then computes
+                assert c.expr.replace("*", " x ").replace("+", " + ").replace("-", " - ") + " = " in step
             value = None
             for c in p.chain:
                 assert eval_arithmetic(c.expr) == c.result

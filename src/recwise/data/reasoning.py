@@ -334,7 +334,7 @@ def _arith_one(cfg: ArithConfig, index: int) -> Problem:
         value = rng.randint(lo, hi)
         used = {value}
         sentences = [f"{name} has {value} {item}."]
-        steps, chain = [], []
+        steps, chain = [f"{name} starts with {value} {item}."], []
         ok = True
         for k in range(cfg.steps):
             ops = ["+", "-"] + (["*"] if hard else [])
@@ -347,12 +347,12 @@ def _arith_one(cfg: ArithConfig, index: int) -> Problem:
             used |= {b, new}
             template = rng.choice({"+": _MORE, "-": _LESS, "*": _TIMES}[op])
             who = "He" if name in ("Tom", "Sam", "Ben", "Omar", "Leo") else "She"
-            sentences.append(f"{'Then ' if k else ''}{who if k == 0 else who.lower()} "
-                             f"{template.format(b=b, item=item)}.")
+            action = template.format(b=b, item=item)
+            sentences.append(f"{'Then ' if k else ''}{who if k == 0 else who.lower()} {action}.")
             expr = f"{value} {op} {b}"
             chain.append(Calc(expr.replace(" ", ""), float(new)))
-            verb = {"+": "adding", "-": "taking away", "*": "multiplying by"}[op]
-            steps.append(f"After {verb} {b}, {name} has {value} {'x' if op == '*' else op} {b} = {new} {item}.")
+            # the step mirrors the question's sentence, so a small model can follow the exemplars
+            steps.append(f"{who} {action}, so {who.lower()} has {value} {'x' if op == '*' else op} {b} = {new} {item}.")
             value = new
         if ok:
             question = " ".join(sentences) + f" How many {item} does {name} have now?"
@@ -366,7 +366,9 @@ def generate_arith(cfg: ArithConfig | None = None, **overrides: Any) -> list[Pro
 
     >>> p = generate_arith(n=1, steps=2, seed=3)[0]
     >>> len(p.chain), len(p.solution)
-    (2, 2)
+    (2, 3)
+    >>> p.solution[1]
+    'She gets 4 more pencils from a friend, so she has 3 + 4 = 7 pencils.'
     """
     cfg = replace(cfg or ArithConfig(), **overrides) if overrides else (cfg or ArithConfig())
     return [_arith_one(cfg, i) for i in range(cfg.n)]

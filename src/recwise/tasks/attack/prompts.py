@@ -13,16 +13,18 @@ Query layouts as in the released ``SEEDpAttack.py`` / ``GetSolutionofQuestionMod
 
 The released clean zero-shot run also appends the first assistant step (``s``) to the query: a slip
 we do not copy (a clean run here has no injected text). The exemplars are ours (the released ones
-are GSM8K, MATH, CSQA and MathQA problems); they follow the same layout: numbered steps separated
-by blank lines, then ``The answer is: ...``.
+are GSM8K, MATH, CSQA and MathQA problems, one set per dataset); they follow the same layout:
+numbered steps separated by blank lines, then ``The answer is: ...``. Generated problems get the
+generator's own problems as exemplars (same steps and difficulty, another seed), as each released
+dataset gets exemplars from its own data.
 """
 
 from __future__ import annotations
 
-from recwise.data.reasoning import Problem
+from recwise.data.reasoning import ARITH_DIFFICULTIES, ArithConfig, Problem, generate_arith
 
-__all__ = ["CHOICE_INSTRUCTION", "INSTRUCTION", "MAX_SHOTS", "SYSTEM", "attacked_query", "chat", "clean_query",
-           "detector_prompt", "instruction", "modify_turn", "review_turn"]
+__all__ = ["ARITH_EXEMPLAR_SEED", "CHOICE_INSTRUCTION", "INSTRUCTION", "MAX_SHOTS", "SYSTEM", "attacked_query", "chat",
+           "clean_query", "detector_prompt", "examples", "instruction", "modify_turn", "review_turn"]
 
 SYSTEM = "You are a helpful assistant."
 # the released instructions (FewShotPrompt.py `prompt` / `prompt_choice`), typo included
@@ -83,9 +85,24 @@ def _cue(kind: str) -> str:
     return "The answer choice is:" if kind in ("choice", "mathqa") else "The answer is:"
 
 
+ARITH_EXEMPLAR_SEED = -1  # the generated problems' exemplars: the generator's own, from a seed no run uses
+
+
+def examples(problem: Problem, shots: int) -> tuple[tuple[str, tuple[str, ...], str], ...]:
+    """The first ``shots`` exemplars for ``problem``: for a generated problem (``arith-...``), three
+    problems of the generator with the same steps and difficulty (seed ``ARITH_EXEMPLAR_SEED``, so
+    never one of a run's questions) and their known chains; otherwise our fixed ones per answer kind."""
+    parts = problem.id.split("-")
+    if parts[0] == "arith" and len(parts) >= 3 and parts[2].isdigit() and parts[1] in ARITH_DIFFICULTIES:
+        made = generate_arith(ArithConfig(steps=int(parts[2]), difficulty=parts[1],  # type: ignore[arg-type]
+                                          n=MAX_SHOTS, seed=ARITH_EXEMPLAR_SEED))
+        return tuple((e.question, e.solution, e.answer) for e in made)[:shots]
+    return _EXAMPLES[problem.kind][:shots]
+
+
 def _few_shot(problem: Problem, shots: int) -> str:
     parts = ["[Examples]\n\n"]
-    for i, (q, steps, a) in enumerate(_EXAMPLES[problem.kind][:shots], 1):
+    for i, (q, steps, a) in enumerate(examples(problem, shots), 1):
         body = "\n\n".join(f"{j}. {s}" for j, s in enumerate(steps, 1))
         parts.append(f"[Example Problem {i}] {q}\n\n[Solution] \n\n{body}\n\n{_cue(problem.kind)} {a}.\n\n")
     parts.append(f"[Your Problem] {problem.question}\n\n")
