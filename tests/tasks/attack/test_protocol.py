@@ -13,6 +13,7 @@ import pytest
 from recwise.data.reasoning import generate_arith
 from recwise.errors import ConfigError
 from recwise.llm import Generator, LLMCache
+from recwise.tasks.attack.prompts import INSTRUCTION, SYSTEM, as_plain, chat, clean_query
 from recwise.tasks.attack.protocol import AttackConfig, check_options, run
 from tests.tasks.attack._fake import FakeBackend
 
@@ -147,3 +148,21 @@ def test_attack_none_is_the_clean_run_only(tmp_path: Path) -> None:
     assert rec["clean_status"] == "correct" and "attacked_output" not in rec
     with pytest.raises(ConfigError, match="needs an attack"):
         AttackConfig(attack="none", defence="self-review")
+
+
+class _Plain(FakeBackend):
+    """Answers plain-text prompts (a base model's continuation) as the fake answers one user turn."""
+
+    def _answer(self, prompt: Any) -> str:
+        assert isinstance(prompt, str)
+        return super()._answer([{"role": "user", "content": prompt.removeprefix(SYSTEM + "\n\n")}])
+
+
+def test_plain_prompts_for_base_models(tmp_path: Path) -> None:
+    backend = _Plain()
+    v, _ = _run(tmp_path, "preemptive", backend, detect=False, prompt="plain")
+    assert v["clean_accuracy"] == 1.0 and v["asr"] == 1.0  # the same protocol, through plain texts
+    assert len(backend.seen) == 12 and all(isinstance(p, str) for p in backend.seen)
+    clean = backend.seen[0]
+    assert clean == as_plain(chat("number", clean_query(PROBLEMS[0], 0)))
+    assert clean.startswith(SYSTEM + "\n\n" + INSTRUCTION) and clean.endswith("[Solution] \n\n")

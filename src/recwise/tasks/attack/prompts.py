@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from recwise.data.reasoning import ARITH_DIFFICULTIES, ArithConfig, Problem, generate_arith
 
-__all__ = ["ARITH_EXEMPLAR_SEED", "CHOICE_INSTRUCTION", "INSTRUCTION", "MAX_SHOTS", "SYSTEM", "attacked_query", "chat",
-           "clean_query", "detector_prompt", "examples", "instruction", "modify_turn", "review_turn"]
+__all__ = ["ARITH_EXEMPLAR_SEED", "CHOICE_INSTRUCTION", "INSTRUCTION", "MAX_SHOTS", "SYSTEM", "as_plain",
+           "attacked_query", "chat", "clean_query", "detector_prompt", "examples", "instruction", "modify_turn",
+           "review_turn"]
 
 SYSTEM = "You are a helpful assistant."
 # the released instructions (FewShotPrompt.py `prompt` / `prompt_choice`), typo included
@@ -107,6 +108,14 @@ def _few_shot(problem: Problem, shots: int) -> str:
         parts.append(f"[Example Problem {i}] {q}\n\n[Solution] \n\n{body}\n\n{_cue(problem.kind)} {a}.\n\n")
     parts.append(f"[Your Problem] {problem.question}\n\n")
     return "".join(parts)
+
+
+def as_plain(messages: list[dict[str, str]] | str) -> str:
+    """A chat as one text to continue (for base models, which have no chat turns): the turns'
+    contents in order, joined by blank lines."""
+    if isinstance(messages, str):
+        return messages
+    return "\n\n".join(m["content"] for m in messages)
 
 
 def chat(kind: str, query: str) -> list[dict[str, str]]:

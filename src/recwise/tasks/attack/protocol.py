@@ -54,6 +54,7 @@ from recwise.tasks.attack.attacks import (
 from recwise.tasks.attack.prompts import (
     MAX_SHOTS,
     SYSTEM,
+    as_plain,
     attacked_query,
     chat,
     clean_query,
@@ -84,6 +85,8 @@ class AttackConfig:
     detect : ask the detector LLM about every attacked and clean trace.
     keep : floor (released code: floor(sigma*T), at least 1) or ceil (the paper's ceil(sigma*T)).
     extraction : released (``The answer is:`` cues only) or lenient (also ``answer is`` without colon).
+    prompt : chat (the released message layout, for instruction-tuned models) or plain (the same
+        texts joined by blank lines into one text to continue, for base models such as Gemma 3 270M).
     max_tokens : new tokens for the target's solutions and reviews.
     assistant_max_tokens, detector_max_tokens : for the SEED-P assistant and the detector.
     chunk : prompts per cached ``generate`` call (what a killed run loses at most per stage).
@@ -97,6 +100,7 @@ class AttackConfig:
     detect: bool = True
     keep: Literal["floor", "ceil"] = "floor"
     extraction: Literal["released", "lenient"] = "released"
+    prompt: Literal["chat", "plain"] = "chat"
     max_tokens: int = 256
     assistant_max_tokens: int = 256
     detector_max_tokens: int = 8
@@ -146,9 +150,16 @@ def _counted(gen: Any) -> Any:
     return counted(gen)
 
 
+def _plain(cfg: AttackConfig) -> bool:
+    return cfg.prompt == "plain"
+
+
 def _generate(gen: Any, prompts: list[Any], max_tokens: int, chunk: int, desc: str, progress: bool,
-              stop: tuple[str, ...] = STOP) -> list[str]:
+              stop: tuple[str, ...] = STOP, plain: bool = False) -> list[str]:
     from recwise.llm import GenerationParams
+
+    if plain:
+        prompts = [as_plain(p) for p in prompts]
 
     params = GenerationParams(max_tokens=max_tokens, stop=stop)
     usage: Usage = gen.backend.usage
@@ -195,16 +206,19 @@ def _status(j: bool | None) -> str:
 def _seed_p(problems: list[Problem], cfg: AttackConfig, gen: Any, seed: int, progress: bool,
             records: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
     """SEED-P's three assistant stages, then the fallback; returns (injected, preemptive) per question."""
+    pl = _plain(cfg)
     first = [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": instruction(p.kind) + p.question}]
              for p in problems]
-    solved = _generate(gen, first, cfg.assistant_max_tokens, cfg.chunk, "seed-p solve", progress)
+    solved = _generate(gen, first, cfg.assistant_max_tokens, cfg.chunk, "seed-p solve", progress, plain=pl)
     second = [m + [{"role": "assistant", "content": s or "(no answer)"},
                    {"role": "user", "content": modify_turn(p.kind)}] for m, s, p in zip(first, solved, problems)]
-    rewrites = _generate(gen, second, cfg.assistant_max_tokens, cfg.chunk, "seed-p rewrite", progress)
+    rewrites = _generate(gen, second, cfg.assistant_max_tokens, cfg.chunk, "seed-p rewrite", progress,
+                         plain=pl)
     mod_qs = [modified_question(r, p) for r, p in zip(rewrites, problems)]
     mod_problems = [Problem(p.id + "~llm", q, p.answer, p.kind) for p, q in zip(problems, mod_qs)]
     third = [chat(p.kind, clean_query(mp, cfg.shots)) for p, mp in zip(problems, mod_problems)]
-    mod_solutions = _generate(gen, third, cfg.assistant_max_tokens, cfg.chunk, "seed-p solve rewrite", progress)
+    mod_solutions = _generate(gen, third, cfg.assistant_max_tokens, cfg.chunk, "seed-p solve rewrite", progress,
+                              plain=pl)
     out = []
     for p, q, sol, rewrite, rec in zip(problems, mod_qs, mod_solutions, rewrites, records):
         pred = extract_answer(sol, p.kind, lenient=cfg.extraction == "lenient")
@@ -296,7 +310,7 @@ def run(
     records: list[dict[str, Any]] = [{"id": p.id, "question": p.question, "gold": p.answer, "kind": p.kind}
                                      for p in problems]
     clean_prompts = [chat(p.kind, clean_query(p, cfg.shots)) for p in problems]
-    clean_out = _generate(target, clean_prompts, cfg.max_tokens, cfg.chunk, "clean", progress)
+    clean_out = _generate(target, clean_prompts, cfg.max_tokens, cfg.chunk, "clean", progress, plain=_plain(cfg))
     clean_j = judged(clean_out)
     if cfg.attack == "none":  # the clean run only
         for rec, p, co, cj in zip(records, problems, clean_out, clean_j):
@@ -314,7 +328,8 @@ def run(
                        out_dir=out_dir, data_key=data_key)
     inj = _injections(problems, clean_out, cfg, gens, seed, progress, records)
     att_prompts = [chat(p.kind, attacked_query(p, cfg.shots, text, pre)) for p, (text, pre) in zip(problems, inj)]
-    att_out = _generate(target, att_prompts, cfg.max_tokens, cfg.chunk, f"{cfg.attack} attacked", progress)
+    att_out = _generate(target, att_prompts, cfg.max_tokens, cfg.chunk, f"{cfg.attack} attacked", progress,
+                        plain=_plain(cfg))
     att_j = judged(att_out)
     visible = [(f"The answer is: {pre}\n\n" if pre is not None else "") + text + out
                for (text, pre), out in zip(inj, att_out)]
@@ -345,7 +360,8 @@ def run(
         det = gens["detector"]
         prompts = [detector_prompt(p.question, t) for p, t in zip(problems, visible)]
         prompts += [detector_prompt(p.question, t) for p, t in zip(problems, clean_out)]
-        answers = _generate(det, prompts, cfg.detector_max_tokens, cfg.chunk, "detector", progress, stop=())
+        answers = _generate(det, prompts, cfg.detector_max_tokens, cfg.chunk, "detector", progress, stop=(),
+                            plain=_plain(cfg))
         flags = [_flagged(a) for a in answers]
         att_flags, clean_flags = flags[:len(problems)], flags[len(problems):]
         values["detection_rate"] = sum(f is True for f in att_flags) / n
@@ -357,7 +373,7 @@ def run(
         review = [pr + [{"role": "assistant", "content": o or "(no answer)"},
                         {"role": "user", "content": review_turn(p.kind)}]
                   for pr, o, p in zip(att_prompts, att_out, problems)]
-        rev_out = _generate(target, review, cfg.max_tokens, cfg.chunk, "self-review", progress)
+        rev_out = _generate(target, review, cfg.max_tokens, cfg.chunk, "self-review", progress, plain=_plain(cfg))
         rev_j = judged(rev_out)
         defended = [r if r is not None else a for r, a in zip(rev_j, att_j)]  # no answer in the review: keep the old
         dm = attack_metrics(clean_j, defended)
