@@ -166,3 +166,9 @@ def test_plain_prompts_for_base_models(tmp_path: Path) -> None:
     clean = backend.seen[0]
     assert clean == as_plain(chat("number", clean_query(PROBLEMS[0], 0)))
     assert clean.startswith(SYSTEM + "\n\n" + INSTRUCTION) and clean.endswith("[Solution] \n\n")
+
+
+def test_the_default_chunk_fills_the_local_backends_batches() -> None:
+    from recwise.llm._llamacpp import DEFAULT_BATCH
+
+    assert AttackConfig().chunk >= 2 * DEFAULT_BATCH  # two one-thread contexts of DEFAULT_BATCH rows each

@@ -89,7 +89,9 @@ class AttackConfig:
         texts joined by blank lines into one text to continue, for base models such as Gemma 3 270M).
     max_tokens : new tokens for the target's solutions and reviews.
     assistant_max_tokens, detector_max_tokens : for the SEED-P assistant and the detector.
-    chunk : prompts per cached ``generate`` call (what a killed run loses at most per stage).
+    chunk : prompts per cached ``generate`` call (what a killed run loses at most per stage); the
+        default 128 is the local llama.cpp backend's batch (64 rows) times its default two contexts, so
+        the harness never hands the backend a narrower batch than it can decode (docs/attack.md).
     """
 
     attack: Literal["seed-p", "seed-s", "preemptive", "mistake", "none"] = "seed-p"
@@ -104,7 +106,7 @@ class AttackConfig:
     max_tokens: int = 256
     assistant_max_tokens: int = 256
     detector_max_tokens: int = 8
-    chunk: int = 32
+    chunk: int = 128
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sigma <= 1.0:
