@@ -160,7 +160,8 @@ class _Plain(FakeBackend):
 
 def test_plain_prompts_for_base_models(tmp_path: Path) -> None:
     backend = _Plain()
-    v, _ = _run(tmp_path, "preemptive", backend, detect=False, prompt="plain")
+    v, out = _run(tmp_path, "preemptive", backend, detect=False, prompt="plain")
+    assert json.loads((out / "run.json").read_text())["segment"] == "attack=preemptive,sigma=0.6,shots=0,prompt=plain"
     assert v["clean_accuracy"] == 1.0 and v["asr"] == 1.0  # the same protocol, through plain texts
     assert len(backend.seen) == 12 and all(isinstance(p, str) for p in backend.seen)
     clean = backend.seen[0]

@@ -123,7 +123,10 @@ class AttackConfig:
 
 
 def segment(cfg: AttackConfig) -> str:
-    return f"attack={cfg.attack},sigma={cfg.sigma:g},shots={cfg.shots}"
+    """``attack=seed-p,sigma=0.6,shots=0``; ``,prompt=plain`` added for plain-text prompts (another prompt,
+    so other results)."""
+    plain = ",prompt=plain" if cfg.prompt != "chat" else ""
+    return f"attack={cfg.attack},sigma={cfg.sigma:g},shots={cfg.shots}{plain}"
 
 
 def dataset_label(dataset: str, arith: ArithConfig | None) -> str:
