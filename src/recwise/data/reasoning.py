@@ -296,14 +296,15 @@ ARITH_DIFFICULTIES = ("easy", "hard")
 class ArithConfig:
     """Settings of the arithmetic word-problem generator.
 
-    steps : operations after the starting amount (each one a solution step), 1-6.
+    steps : operations after the starting amount, 1-6 (the solution: a "starts with" step, then one
+        step per operation).
     difficulty : ``easy``: numbers 2-9, additions and subtractions, results below 50;
         ``hard``: numbers 2-40, also multiplications, results up to 2,000.
     n : problems to generate.
     seed : the generator's seed (problem ``i`` depends only on ``seed`` and ``i``).
     """
 
-    steps: int = 1  # SmolLM2-135M solves about a fifth of the 1-step easy problems, almost none at 2 steps
+    steps: int = 1  # SmolLM2-135M: 0.15 of the 1-step easy problems zero-shot, 0.57 three-shot (docs/attack.md)
     difficulty: Literal["easy", "hard"] = "easy"
     n: int = 200
     seed: int = 0
