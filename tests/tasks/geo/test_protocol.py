@@ -170,3 +170,16 @@ def test_arms_of_one_seed_share_one_alignment(tmp_path: Path) -> None:
     assert len(prep.alignments) == 3  # (0, mercator), (1, mercator), (0, equal-earth)
     info_a, info_b = (json.loads((tmp_path / d / "run.json").read_text()) for d in "ab")
     assert info_a["align_loss"] == info_b["align_loss"] and info_b["align_reused"] is True
+
+
+def test_a_seeds_alignment_does_not_depend_on_the_cells_before_it(tmp_path: Path) -> None:
+    """A bench's second cell (encoder already loaded) trains the same heads as a run of that seed alone."""
+    from recwise.tasks.geo.protocol import _align
+
+    align = AlignConfig(lr=3e-3, epochs=1, batch_size=64, location="frozen")
+    alone = prepare(planted_split(), TrigramEncoder())
+    after = prepare(planted_split(), TrigramEncoder())
+    _align(after, "mercator", align, 0, False)  # the first cell loads the encoder
+    h_alone = _align(alone, "mercator", align, 1, False)[2]
+    h_after = _align(after, "mercator", align, 1, False)[2]
+    assert h_alone["loss"] == h_after["loss"]

@@ -283,20 +283,23 @@ def _align(prepared: Prepared, projection: str, align_cfg: Any, seed: int,
 
     from recwise.models.geo.align import GeoAligner, train_alignment
 
-    torch.manual_seed(seed)
-    if align_cfg.location == "trained":
+    # load the encoder (and, frozen, its gallery features) before seeding: loading draws from torch's
+    # RNG the first time only, so seeding first would give the heads another init in the second cell
+    # of a bench than in a run of that seed alone
+    trained = align_cfg.location == "trained"
+    if trained:
         import copy
 
         from recwise.models.geo.location import project
 
         location_encoder = copy.deepcopy(prepared.encoder_for(projection))  # the shared one stays as loaded
-        heads = GeoAligner(prepared.gallery_query.shape[1], prepared.gallery_text.shape[1],
-                           location_encoder=location_encoder)
         loc_input = project(prepared.split.gallery.latlon, projection)
     else:
         location_encoder = prepared.encoder_for(projection)
-        heads = GeoAligner(prepared.gallery_query.shape[1], prepared.gallery_text.shape[1])
         loc_input = prepared.gallery_features(projection)
+    torch.manual_seed(seed)
+    heads = GeoAligner(prepared.gallery_query.shape[1], prepared.gallery_text.shape[1],
+                       location_encoder=location_encoder if trained else None)
     history = train_alignment(heads, prepared.gallery_query, prepared.gallery_text, loc_input, align_cfg,
                               seed=seed, progress=progress)
     location_encoder.eval()
