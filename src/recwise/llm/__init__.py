@@ -54,6 +54,7 @@ from recwise.llm._parse import (
     parse_number,
     parse_reasoning,
     validate_schema,
+    with_reminder,
 )
 
 __all__ = [
@@ -105,4 +106,5 @@ __all__ = [
     "resolve_model",
     "select_device",
     "validate_schema",
+    "with_reminder",
 ]

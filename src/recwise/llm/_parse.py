@@ -37,6 +37,7 @@ __all__ = [
     "parse_number",
     "parse_reasoning",
     "validate_schema",
+    "with_reminder",
 ]
 
 T = TypeVar("T")
@@ -306,7 +307,8 @@ def parse_reasoning(text: str) -> Reasoning:
 # ---------------------------------------------------------------- ask with retries
 
 
-def _with_reminder(prompt: Prompt, reminder: str) -> Prompt:
+def with_reminder(prompt: Prompt, reminder: str) -> Prompt:
+    """``prompt`` with ``reminder`` added to its last user turn (a chat) or appended (plain text): the retry prompt."""
     p = normalise_prompt(prompt)
     if isinstance(p, str):
         return f"{p}\n{reminder}\n"
@@ -360,7 +362,7 @@ def ask(
         else:
             retry = replace(params, temperature=max(params.temperature, retry_temperature),
                             seed=params.seed + attempt, n=1)
-            text = generator.complete(_with_reminder(prompt, reminder), retry)
+            text = generator.complete(with_reminder(prompt, reminder), retry)
         raw.append(text)
         value = parser(text)
         if value is not None:

@@ -231,8 +231,7 @@ def _diversify(gen: Any, prompts: list[Any], cfg: GeoConfig, seed: int,
     """
     from dataclasses import replace
 
-    from recwise.llm import GenerationParams, parse_latlon
-    from recwise.llm._parse import _with_reminder
+    from recwise.llm import GenerationParams, parse_latlon, with_reminder
 
     samples = 1 if cfg.temperature == 0 else cfg.samples  # greedy: every sample is the same text
     base = GenerationParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed, n=samples)
@@ -260,7 +259,7 @@ def _diversify(gen: Any, prompts: list[Any], cfg: GeoConfig, seed: int,
             if not todo:
                 continue
             retry = replace(base, temperature=max(cfg.temperature, 0.7), seed=seed * 1000 + 100 * attempt + j, n=1)
-            again = gen.generate([_with_reminder(prompts[i], reminder) for i in todo], retry)
+            again = gen.generate([with_reminder(prompts[i], reminder) for i in todo], retry)
             counts["rows"] += len(todo)
             for i, text in zip(todo, again):
                 out[i][j] = pair(text)
