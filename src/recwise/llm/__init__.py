@@ -40,6 +40,7 @@ from recwise.llm._http import HttpBackend, HttpClient, HttpEncoderBackend
 from recwise.llm._llamacpp import LlamaCppBackend, llama_cpp_available
 from recwise.llm._local import LocalBackend, resolve_model, select_device
 from recwise.llm._parse import (
+    LATLON_REMINDER,
     ParseResult,
     Reasoning,
     ask,
@@ -58,6 +59,7 @@ from recwise.llm._parse import (
 )
 
 __all__ = [
+    "LATLON_REMINDER",
     "Backend",
     "CacheStats",
     "Completion",

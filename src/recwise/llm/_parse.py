@@ -38,6 +38,7 @@ __all__ = [
     "parse_reasoning",
     "validate_schema",
     "with_reminder",
+    "LATLON_REMINDER",
 ]
 
 T = TypeVar("T")
@@ -415,13 +416,17 @@ def ask_number(generator: Generator, prompt: Prompt, *, fallback: float | None =
                **kwargs)
 
 
+LATLON_REMINDER = 'Reply with only {"latitude": <degrees>, "longitude": <degrees>}.'
+"""What :func:`ask_latlon` adds to the prompt on a retry (with :func:`with_reminder`)."""
+
+
 def ask_latlon(
     generator: Generator, prompt: Prompt, *, fallback: tuple[float, float] | None = None, **kwargs: Any
 ) -> ParseResult[tuple[float, float]]:
     """Ask for a latitude/longitude pair (see :func:`parse_latlon`)."""
     return ask(
         generator, prompt, parse_latlon,
-        reminder='Reply with only {"latitude": <degrees>, "longitude": <degrees>}.', fallback=fallback, **kwargs,
+        reminder=LATLON_REMINDER, fallback=fallback, **kwargs,
     )
 
 

@@ -231,7 +231,7 @@ def _diversify(gen: Any, prompts: list[Any], cfg: GeoConfig, seed: int,
     """
     from dataclasses import replace
 
-    from recwise.llm import GenerationParams, parse_latlon, with_reminder
+    from recwise.llm import LATLON_REMINDER, GenerationParams, parse_latlon, with_reminder
 
     samples = 1 if cfg.temperature == 0 else cfg.samples  # greedy: every sample is the same text
     base = GenerationParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed, n=samples)
@@ -252,14 +252,13 @@ def _diversify(gen: Any, prompts: list[Any], cfg: GeoConfig, seed: int,
     counts = {"answers": len(prompts) * cfg.samples, "parsed_first": 0, "parsed_retry": 0, "failed": 0,
               "rows": len(prompts) * samples}  # rows asked of the LLM layer (from the cache or the model)
     counts["parsed_first"] = sum(a is not None for row in out for a in row)
-    reminder = 'Reply with only {"latitude": <degrees>, "longitude": <degrees>}.'
     for attempt in range(1, cfg.attempts):
         for j in range(cfg.samples):
             todo = [i for i in range(len(prompts)) if out[i][j] is None]
             if not todo:
                 continue
             retry = replace(base, temperature=max(cfg.temperature, 0.7), seed=seed * 1000 + 100 * attempt + j, n=1)
-            again = gen.generate([with_reminder(prompts[i], reminder) for i in todo], retry)
+            again = gen.generate([with_reminder(prompts[i], LATLON_REMINDER) for i in todo], retry)
             counts["rows"] += len(todo)
             for i, text in zip(todo, again):
                 out[i][j] = pair(text)

@@ -286,7 +286,7 @@ def run(col: Collection, arm: str, seed: int, options: dict[str, Any], *, out_di
     ``generator``: an LLM :class:`~recwise.llm.Generator` to use instead of the one ``synth.*`` names (tests).
     """
     cfg = configs(options)
-    parse_arm(arm)
+    kind, source, _ = parse_arm(arm)
     t0 = time.perf_counter()
     judged = col.judged_queries()
     ctx = _Context(col, col.doc_texts(), judged, folds_of(len(judged), cfg["folds"]), col.relevant(), cfg, progress)
@@ -334,9 +334,10 @@ def run(col: Collection, arm: str, seed: int, options: dict[str, Any], *, out_di
         mask = np.asarray([fold_of[q] == fold for q in order])
         rows += [ResultRow("retrieval", dataset, arm, seed, "test", f"fold={fold}", m, float(v[mask].mean()))
                  for m, v in values.items()]
-    if parse_arm(arm)[0] in ("bm25", "zeroshot") or parse_arm(arm)[1] in ("bm25", "dense", "hybrid"):
-        miner = "bm25" if arm == "bm25" or parse_arm(arm)[1] == "bm25" else (
-            "dense" if arm == "zeroshot" or parse_arm(arm)[1] == "dense" else cfg["neg"].miner)
+    # the ranking an arm reads (bm25, zeroshot: dense) or mines from (its source; hybrid: neg.miner)
+    miner = {"bm25": "bm25", "zeroshot": "dense"}.get(kind) or {"bm25": "bm25", "dense": "dense",
+                                                               "hybrid": cfg["neg"].miner}.get(source or "")
+    if miner is not None:
         ranking = _ranking_for(ctx, miner, judged, max(w[1] for w in AUDIT_WINDOWS))
         info["false_negative_audit"] = {"miner": miner,
                                         "windows": false_negative_audit(ranking, judged, ctx.positives, AUDIT_WINDOWS)}
