@@ -59,7 +59,6 @@ from recwise.llm._parse import (
 )
 
 __all__ = [
-    "LATLON_REMINDER",
     "Backend",
     "CacheStats",
     "Completion",
@@ -73,6 +72,7 @@ __all__ = [
     "HttpBackend",
     "HttpClient",
     "HttpEncoderBackend",
+    "LATLON_REMINDER",
     "LLMCache",
     "LLMError",
     "LlamaCppBackend",
