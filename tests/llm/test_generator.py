@@ -82,3 +82,32 @@ def test_the_http_backend_sends_parts_as_openai_content(tmp_path: Path) -> None:
     backend.client._client = httpx.Client(transport=httpx.MockTransport(handler))
     assert Generator(backend, None).complete([photo(tmp_path)]) == "48.85, 2.35"
     assert sent[0]["messages"] == [photo(tmp_path)]
+
+
+class DiesOnSecondCall(FakeBackend):
+    """A backend killed in the middle of a long batch: its second call raises."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def complete(self, rows: Any) -> Any:
+        self.calls += 1
+        if self.calls == 2:
+            raise KeyboardInterrupt
+        return super().complete(rows)
+
+
+def test_a_killed_batch_keeps_the_answers_of_its_finished_calls(tmp_path: Path) -> None:
+    prompts = [f"question {'x' * i}" for i in range(10)]
+    dying = DiesOnSecondCall()
+    with pytest.raises(KeyboardInterrupt):
+        Generator(dying, LLMCache(tmp_path / "c.sqlite"), save_every=4).generate(prompts)
+    assert [len(str(r.prompt)) for r in dying.rows] == [18, 17, 16, 15]  # longest prompts first
+    again = FakeBackend()
+    gen = Generator(again, LLMCache(tmp_path / "c.sqlite"), save_every=4)
+    out = gen.generate(prompts)
+    assert gen.backend_calls == 6 and len(again.rows) == 6  # only the rows the killed run never finished
+    assert out == Generator(FakeBackend(), None).generate(prompts)  # same texts as one uninterrupted call
+    with pytest.raises(ConfigError, match="save_every"):
+        Generator(FakeBackend(), None, save_every=0)

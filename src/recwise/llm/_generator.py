@@ -231,6 +231,10 @@ class Generator:
 
     Attributes
     ----------
+    save_every : int
+        Rows per backend call (default 64): the cache is written after each call, so a run killed
+        in the middle of a long batch keeps what it generated and a re-run generates only the rest.
+        Rows go to the backend longest prompt first.
     backend_calls : int
         How many rows were sent to the backend (cache misses) by this object.
 
@@ -243,7 +247,12 @@ class Generator:
 
     backend: Backend
     cache: LLMCache | None = None
+    save_every: int = 64
     backend_calls: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.save_every, bool) or not isinstance(self.save_every, int) or self.save_every < 1:
+            raise ConfigError(f"Generator save_every must be an int >= 1; got {self.save_every!r}")
 
     def _key(self, prompt: str | list[dict[str, str]], params: GenerationParams, sample: int) -> str:
         doc: dict[str, Any] = {
@@ -288,12 +297,15 @@ class Generator:
                 if k not in cached and k not in todo:
                     todo[k] = Row(p, params, row_seed(params.seed, j))
         texts = {k: v.decode("utf-8") for k, v in cached.items()}
-        if todo:
-            completions = self.backend.complete(list(todo.values()))
-            self.backend_calls += len(todo)
-            if len(completions) != len(todo):
-                raise LLMError(f"backend {self.backend.name} returned {len(completions)} texts for {len(todo)} prompts")
-            new = {k: c.text for k, c in zip(todo, completions)}
+        # longest prompt first, in calls of save_every rows, each call's answers cached before the next
+        order = sorted(todo, key=lambda k: -len(str(todo[k].prompt)))
+        for start in range(0, len(order), self.save_every):
+            part = order[start:start + self.save_every]
+            completions = self.backend.complete([todo[k] for k in part])
+            self.backend_calls += len(part)
+            if len(completions) != len(part):
+                raise LLMError(f"backend {self.backend.name} returned {len(completions)} texts for {len(part)} prompts")
+            new = {k: c.text for k, c in zip(part, completions)}
             texts.update(new)
             if self.cache is not None:
                 self.cache.put_many(
@@ -347,7 +359,9 @@ class CountingBackend:
 
 def counted(gen: Generator) -> Generator:
     """The same generator (same cache) with a :class:`CountingBackend`; ``gen.backend.usage`` holds the counts."""
-    return gen if isinstance(gen.backend, CountingBackend) else Generator(CountingBackend(gen.backend), gen.cache)
+    if isinstance(gen.backend, CountingBackend):
+        return gen
+    return Generator(CountingBackend(gen.backend), gen.cache, gen.save_every)
 
 
 def params_from_mapping(values: Mapping[str, Any]) -> GenerationParams:
