@@ -166,6 +166,14 @@ def test_cli_run_and_resume_and_bench(tmp_path: Path, monkeypatch, capsys) -> No
         assert list(csv.DictReader(fh)) == rows
     md = (bench / "results.md").read_text()
     assert "± " in md and "| pad |" in md and "| sasrec-bce |" in md and "phase2" in md
+    runs = {k: json.loads((bench / "cells" / "pad" / f"seed{k}" / "run.json").read_text()) for k in (0, 1)}
+    for k in (0, 1):  # each seed's epochs per phase, from its run.json
+        for phase in ("1", "2", "3"):
+            ph = runs[k]["phases"][phase]
+            assert f"| {phase} | {k} | {ph['epochs_run']} | {ph['best_epoch']} | {ph['best_val']:.4f} |" in md
+    gates = [line for line in md.splitlines() if line.startswith(("| ID |", "| aligned |", "| text |"))]
+    weights = [[float(x) for x in line.strip("| ").split("|")[1:]] for line in gates]
+    assert len(weights) == 3 and all(abs(sum(b) - 1) < 2e-3 for b in zip(*weights))  # the gates of a bin sum to 1
     with open(bench / "results.csv") as fh:
         assert {r["seed"] for r in csv.DictReader(fh)} == {"0", "1"}
     # a re-run reuses both cells

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from recwise.bench import Cell, GridResult
     from recwise.results import ResultRow
 
-__all__ = ["PADRun", "PADTask", "PADTextConfig", "PADTrainConfig", "TASK", "encode_item_texts", "item_texts", "run",
-           "table"]
+__all__ = ["PADRun", "PADTask", "PADTextConfig", "PADTrainConfig", "TASK", "convergence_table", "encode_item_texts",
+           "gate_table", "item_texts", "run", "table"]
 
 SHOW = ("all", "pop=warm", "pop=cold", "pop=9", "pop=10", "hist=short")
 MODELS = ("sasrec-bce", "pad-aligned", "pad")
@@ -55,6 +55,31 @@ def table(rows: list[ResultRow]) -> str:
     for m in models:
         out = [_fmt(cells.get((m, s), {}).get(metric, [])) for s in SHOW for metric in ("hit@10", "ndcg@10")]
         lines.append(f"| {m} | " + " | ".join(out) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def convergence_table(runs: dict[int, dict[str, Any]]) -> str:
+    """Per phase and seed: epochs run, best epoch (0-based), best validation score, train s/epoch (``run.json``)."""
+    lines = ["| phase | seed | epochs run | best epoch | best val | train s/epoch |", "|---|---|---|---|---|---|"]
+    for phase in ("1", "2", "3"):
+        for seed, run in sorted(runs.items()):
+            ph = run.get("phases", {}).get(phase)
+            if ph:
+                lines.append(f"| {phase} | {seed} | {ph['epochs_run']} | {ph['best_epoch']} | {ph['best_val']:.4f} | "
+                             f"{ph['seconds_per_epoch']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def gate_table(runs: dict[int, dict[str, Any]]) -> str:
+    """The experts' gate weights per popularity bin at the end of phase 3, mean over the seeds (``run.json``)."""
+    gates = [run["gate_weights"] for run in runs.values() if run.get("gate_weights")]
+    if not gates:
+        return ""
+    bins = len(gates[0][0])
+    lines = ["| expert | " + " | ".join(str(b + 1) for b in range(bins)) + " |", "|---|" + "---|" * bins]
+    for e, name in enumerate(("ID", "aligned", "text")):
+        mean = [sum(g[e][b] for g in gates) / len(gates) for b in range(bins)]
+        lines.append(f"| {name} | " + " | ".join(f"{x:.3f}" for x in mean) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -118,11 +143,12 @@ class PADTask(Task):
                 f"test, history masked:\n{table(rows)}\nresults in {out_dir / 'results.csv'}")
 
     def bench_report(self, res: GridResult, out: Path, dataset: str) -> str:
-        timings = []
+        runs: dict[int, dict[str, Any]] = {}
         for rec in res.records:
             path = out / "cells" / rec.path / "run.json"
             if rec.status == "done" and path.exists():
-                timings.append(json.loads(path.read_text())["timings"])
+                runs[rec.seed] = json.loads(path.read_text())
+        timings = [run["timings"] for run in runs.values()]
         seeds = len({r.seed for r in res.rows})
         md = (f"# PAD on {dataset}: test metrics (history masked), mean ± std over {seeds} seeds\n\n"
               "sasrec-bce = phase 1 (PAD's SASRec backbone alone), pad-aligned = phase 2's tower, pad = phase 3.\n"
@@ -131,6 +157,12 @@ class PADTask(Task):
         if timings:
             md += "\n| phase | wall s (mean over seeds) |\n|---|---|\n" + "".join(
                 f"| {k} | {sum(t[k] for t in timings) / len(timings):.1f} |\n" for k in PHASES)
+            md += ("\nEpochs per phase (best epoch 0-based; validation metric of the selection):\n\n"
+                   + convergence_table(runs))
+            gates = gate_table(runs)
+            if gates:
+                md += ("\nGate weights per popularity bin (1 most popular .. 10 coldest) at the end of phase 3, "
+                       f"mean over {len(runs)} seed(s):\n\n" + gates)
         return md
 
 
