@@ -46,6 +46,8 @@ def test_run_and_bench_write_results_and_predictions(flashrag: Path, tmp_path: P
     assert code == 0
     md = (bench / "results.md").read_text()
     assert "| retriever | 2 | 1.0000 ± 0.0000" in md
+    # nq has no support documents (no support recall column); one arm gives no paired test
+    assert "| answer_recall@5 | em | f1 | acc |" in md and "acc Δ | p |" not in md
 
 
 @pytest.mark.parametrize(("args", "msg"), [

@@ -28,7 +28,7 @@ __all__ = ["RagTask", "TASK", "bench_markdown"]
 
 ARMS = ("retriever", "reranker-untuned", "reranker", "radio", "radio-retrieval-labels", "radio-rationale-only",
         "radio-no-rationale")
-METRICS = ("answer_recall@5", "em", "f1")
+METRICS = ("answer_recall@5", "support_recall@5", "em", "f1", "acc")  # acc: a gold answer inside the generated text
 
 
 def __getattr__(name: str) -> Any:  # the protocol (torch, faiss, sentence-transformers) loads on first use
@@ -46,27 +46,28 @@ def bench_markdown(rows: list[ResultRow], cell_dirs: dict[str, list[Path]], data
     for r in rows:
         if r.segment == "all":
             by.setdefault((r.model, r.metric), []).append(r.value)
+    metrics = [m for m in METRICS if any((a, m) in by for a in arms)]  # support recall: geofacts only
     md = [f"# rag on {dataset}: test metrics, mean ± std over seeds\n",
-          "| arm | seeds | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+          "| arm | seeds | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
     for a in arms:
-        cells = " | ".join(mean_std_text(by.get((a, m), [])) for m in METRICS)
+        cells = " | ".join(mean_std_text(by.get((a, m), [])) for m in metrics)
         md.append(f"| {a} | {len(cell_dirs[a])} | {cells} |")
     values: dict[str, dict[str, Any]] = {}
     for a in arms:
         docs = [json.loads((d / "per_query.json").read_text()) for d in cell_dirs[a]]
         if len({len(doc["em"]) for doc in docs}) == 1:
-            values[a] = {m: np.mean([doc[m] for doc in docs], axis=0) for m in METRICS}
+            values[a] = {m: np.mean([doc[m] for doc in docs], axis=0) for m in metrics}
     others = [a for a in arms if a != baseline and a in values]
     if baseline in values and others:
         md += ["", f"Paired t-test over questions vs {baseline} (per-question values averaged over seeds; "
                    f"p Holm-corrected over {len(others)} arms):", "",
-               "| arm | " + " | ".join(f"{m} Δ | p" for m in METRICS) + " |", "|---|" + "---|---|" * len(METRICS)]
+               "| arm | " + " | ".join(f"{m} Δ | p" for m in metrics) + " |", "|---|" + "---|---|" * len(metrics)]
         comps = {m: {c.arm: c for c in compare_arms({a: values[a][m] for a in [baseline, *others]}, baseline, m)}
-                 for m in METRICS}
+                 for m in metrics}
         for a in others:
             md.append(f"| {a} | " + " | ".join(
                 f"{comps[m][a].mean_arm - comps[m][a].mean_baseline:+.4f} | {comps[m][a].p_holm:.3g}"
-                for m in METRICS) + " |")
+                for m in metrics) + " |")
     return "\n".join(md) + "\n"
 
 
