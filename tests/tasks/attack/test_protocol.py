@@ -164,8 +164,8 @@ def test_plain_prompts_for_base_models(tmp_path: Path) -> None:
     assert json.loads((out / "run.json").read_text())["segment"] == "attack=preemptive,sigma=0.6,shots=0,prompt=plain"
     assert v["clean_accuracy"] == 1.0 and v["asr"] == 1.0  # the same protocol, through plain texts
     assert len(backend.seen) == 12 and all(isinstance(p, str) for p in backend.seen)
-    clean = backend.seen[0]
-    assert clean == as_plain(chat("number", clean_query(PROBLEMS[0], 0)))
+    clean = as_plain(chat("number", clean_query(PROBLEMS[0], 0)))
+    assert clean in backend.seen
     assert clean.startswith(SYSTEM + "\n\n" + INSTRUCTION) and clean.endswith("[Solution] \n\n")
 
 

@@ -59,8 +59,10 @@ def test_g3_counts_failures_and_a_rerun_makes_no_model_call(prepared, tmp_path: 
     assert _all(rows, "parse_failed") == 2 * n_q
     assert _all(rows, "parse_failure_rate") == pytest.approx(1 / 3)
     assert backend.calls == _all(rows, "llm_calls") == 3 * 2 * n_q + 2 * n_q  # + one retry per zero-shot answer
-    # big batches: every (prompt, sample) row in one call, then one retry call per sample index
-    assert backend.batches == [3 * 2 * n_q, n_q, n_q]
+    # big batches: every (prompt, sample) row in one generator call (sent to the backend in calls of
+    # save_every rows, each cached before the next), then one retry call per sample index
+    first = 3 * 2 * n_q
+    assert backend.batches == [gen.save_every] * (first // gen.save_every) + [first % gen.save_every, n_q, n_q]
     # candidates: 2 RAG prompts x 2 samples (the zero-shot failures dropped) + the retrieval top-1
     preds = list(csv.DictReader((tmp_path / "a" / "predictions.csv").open()))
     assert {p["candidates"] for p in preds} == {"5"}
