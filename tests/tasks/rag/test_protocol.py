@@ -15,6 +15,7 @@ from recwise.data.qa import QASet
 from recwise.data.retrieval import Collection, TextColumn
 from recwise.errors import ConfigError, DataError
 from recwise.llm import Completion, Generator, LLMCache
+from recwise.metrics.qa import answer_in_texts
 
 CAPITALS = [("Peru", "Lima"), ("Chile", "Santiago"), ("France", "Paris"), ("Spain", "Madrid"), ("Italy", "Rome"),
             ("Norway", "Oslo"), ("Japan", "Tokyo"), ("Kenya", "Nairobi"), ("Egypt", "Cairo"), ("Cuba", "Havana"),
@@ -115,6 +116,14 @@ def test_radio_stages_resume_with_zero_llm_calls_and_count_the_short_list_fallba
     assert info["groups"]["groups"] == 8 and info["groups"]["fallback"] == 8
     groups = [json.loads(line) for line in (out / "groups.jsonl").read_text().splitlines()]
     assert all(len(g["negatives"]) == 6 and g["positive"] not in g["negatives"] for g in groups)
+    # the label audit: how many positives and negatives hold a gold answer, counted on the groups written
+    texts, ids = qa.collection.doc_texts(), list(qa.collection.doc_ids)
+    gold = {qa.collection.query_texts[i]: qa.answers[i] for i in range(len(qa.answers))}
+    has = [[answer_in_texts([texts[ids.index(d)]], gold[g["question"]]) for d in (g["positive"], *g["negatives"])]
+           for g in groups]
+    assert info["groups"]["positive_with_answer"] == sum(h[0] for h in has)
+    assert info["groups"]["negatives_with_answer"] == sum(sum(h[1:]) for h in has)
+    assert info["groups"]["negatives"] == 48 and 0 < sum(h[0] for h in has)
     assert (out / "checkpoint" / "reranker").is_dir()
     first = (out / "predictions.jsonl").read_text()
     calls = gen.backend_calls

@@ -310,6 +310,9 @@ def _groups(ctx: _Context, arm: str, train: np.ndarray, cand: Ranking, orders: l
             info: dict[str, Any]) -> list[dict[str, Any]]:
     sampler = ctx.cfg["radio"].sampler
     counts = {"questions": len(train), "groups": 0, "fallback": 0, "skipped_short": 0, "skipped_no_answer": 0}
+    audit = not ctx.qa.choices  # a multiple-choice answer (an option's text) is not looked for in documents
+    if audit:  # how often a group's positive, and its negatives, hold a gold answer (the answer-match labels' rule)
+        counts.update(positive_with_answer=0, negatives_with_answer=0, negatives=0)
     out = []
     for i, q in enumerate(train.tolist()):
         if orders is None:  # answer-match labels: first candidate holding a gold answer, the rest as the list
@@ -327,6 +330,11 @@ def _groups(ctx: _Context, arm: str, train: np.ndarray, cand: Ranking, orders: l
             continue
         counts["fallback"] += int(g.fallback)
         counts["groups"] += 1
+        if audit:
+            gold = ctx.qa.answers[q]
+            counts["positive_with_answer"] += int(answer_in_texts([ctx.texts[g.positive]], gold))
+            counts["negatives_with_answer"] += sum(answer_in_texts([ctx.texts[r]], gold) for r in g.negatives)
+            counts["negatives"] += len(g.negatives)
         out.append({"question": int(q), "positive": g.positive, "negatives": list(g.negatives),
                     "fallback": g.fallback})
     info["groups"] = counts
