@@ -124,6 +124,7 @@ def test_radio_stages_resume_with_zero_llm_calls_and_count_the_short_list_fallba
     assert info["groups"]["positive_with_answer"] == sum(h[0] for h in has)
     assert info["groups"]["negatives_with_answer"] == sum(sum(h[1:]) for h in has)
     assert info["groups"]["negatives"] == 48 and 0 < sum(h[0] for h in has)
+    assert info["groups"]["groups_against_answers"] == sum(not h[0] or any(h[1:]) for h in has)
     assert (out / "checkpoint" / "reranker").is_dir()
     first = (out / "predictions.jsonl").read_text()
     calls = gen.backend_calls

@@ -312,7 +312,7 @@ def _groups(ctx: _Context, arm: str, train: np.ndarray, cand: Ranking, orders: l
     counts = {"questions": len(train), "groups": 0, "fallback": 0, "skipped_short": 0, "skipped_no_answer": 0}
     audit = not ctx.qa.choices  # a multiple-choice answer (an option's text) is not looked for in documents
     if audit:  # how often a group's positive, and its negatives, hold a gold answer (the answer-match labels' rule)
-        counts.update(positive_with_answer=0, negatives_with_answer=0, negatives=0)
+        counts.update(positive_with_answer=0, negatives_with_answer=0, negatives=0, groups_against_answers=0)
     out = []
     for i, q in enumerate(train.tolist()):
         if orders is None:  # answer-match labels: first candidate holding a gold answer, the rest as the list
@@ -332,9 +332,12 @@ def _groups(ctx: _Context, arm: str, train: np.ndarray, cand: Ranking, orders: l
         counts["groups"] += 1
         if audit:
             gold = ctx.qa.answers[q]
-            counts["positive_with_answer"] += int(answer_in_texts([ctx.texts[g.positive]], gold))
-            counts["negatives_with_answer"] += sum(answer_in_texts([ctx.texts[r]], gold) for r in g.negatives)
+            pos = answer_in_texts([ctx.texts[g.positive]], gold)
+            neg = sum(answer_in_texts([ctx.texts[r]], gold) for r in g.negatives)
+            counts["positive_with_answer"] += int(pos)
+            counts["negatives_with_answer"] += neg
             counts["negatives"] += len(g.negatives)
+            counts["groups_against_answers"] += int(not pos or neg > 0)  # disagrees with answer matching
         out.append({"question": int(q), "positive": g.positive, "negatives": list(g.negatives),
                     "fallback": g.fallback})
     info["groups"] = counts
