@@ -23,6 +23,7 @@ from recwise.errors import ConfigError
 from recwise.llm._generator import GenerationParams, Generator, Prompt, normalise_prompt
 
 __all__ = [
+    "LATLON_REMINDER",
     "ParseResult",
     "Reasoning",
     "ask",
@@ -38,7 +39,6 @@ __all__ = [
     "parse_reasoning",
     "validate_schema",
     "with_reminder",
-    "LATLON_REMINDER",
 ]
 
 T = TypeVar("T")
