@@ -105,15 +105,25 @@ def local_sentence_transformer(model: str = "minilm") -> Any:
 
 
 class SentenceEncoder:
-    """Encode with an in-memory ``SentenceTransformer`` (no cache); rows are L2-normalised."""
+    """Encode with an in-memory ``SentenceTransformer`` (no cache); rows are L2-normalised float32.
 
-    def __init__(self, model: Any, *, batch_size: int = 64) -> None:
+    ``precision="bf16"`` encodes under bfloat16 autocast on the model's device (several times
+    faster on CPUs with AMX; cosine to the float32 vectors about 0.99999 for MiniLM).
+    """
+
+    def __init__(self, model: Any, *, batch_size: int = 64, precision: Literal["fp32", "bf16"] = "fp32") -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision must be 'fp32' or 'bf16'; got {precision!r}")
         self.model = model
         self.batch_size = batch_size
+        self.precision = precision
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        vecs = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                 show_progress_bar=False, normalize_embeddings=True)
+        import torch
+
+        with torch.autocast(self.model.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            vecs = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                     show_progress_bar=False, normalize_embeddings=True)
         return np.asarray(vecs, dtype=np.float32)
 
 

@@ -268,7 +268,7 @@ def _fold_run(ctx: _Context, arm: str, fold: int, seed: int, out_dir: Path, info
     model = local_sentence_transformer(d.model)
     stats = finetune(model, triples, ctx.cfg["train"], seed=seed, progress=ctx.progress)
     info.setdefault("train", []).append({"fold": fold, **stats})
-    tuned = DenseRetriever(SentenceEncoder(model, batch_size=d.batch_size),
+    tuned = DenseRetriever(SentenceEncoder(model, batch_size=d.batch_size, precision=ctx.cfg["train"].precision),
                            FaissIndex(d.index, nlist=d.nlist, nprobe=d.nprobe, hnsw_m=d.hnsw_m)).index(ctx.texts)
     return tuned.search(ctx.query_texts(test_rows), DEPTH).to_run(qids, doc_ids)
 
