@@ -19,6 +19,11 @@ VMamba's count for the selective scan (``flops_selective_scan_fn``): 9 B L D N p
 exp counted as one), and backward = 2 x forward, so 27 B L D N for forward + backward. The matmul is
 (B L, D) @ (D, 4.5 N): 2 B L D (4.5 N) = 9 B L D N. Ratio = scan time / matmul time (1 = at the
 limit). The kernel gets (B, L, D)-contiguous inputs as the Mamba block passes them.
+
+The exp floor: every state update needs one exp(dt A) (B L D N of them per forward; the backward
+recomputes them). ``exp floor`` is the time torch's vectorised exp alone takes for that many values
+(a 256 KB buffer, resident in cache, exponentiated in place of the scan's work), as a multiple of the
+matmul: no kernel that computes exp(dt A) per update can have a forward ratio below it.
 """
 
 from __future__ import annotations
@@ -63,6 +68,9 @@ def yardstick(b: int, d: int, L: int, n: int, threads: int, repeats: int,
         mm.append(time.perf_counter() - t0)
     t_mm = statistics.median(mm[1:])
     gf_mm = 2 * b * L * d * round(4.5 * n) / t_mm / 1e9
+    t_exp = exp_floor(b * L * d * n, repeats)
+    print(f"exp floor: {b * L * d * n / 1e6:.0f}M exps in {t_exp * 1e3:.1f} ms = {t_exp / t_mm:.2f}x the matmul "
+          f"({b * L * d * n / t_exp / 1e9:.1f} G exp/s)")
     print(f"{'impl':<9} {'fwd ms':>8} {'f+b ms':>8} {'fwd GFLOP/s':>11} {'f+b GFLOP/s':>11} {'matmul GFLOP/s':>14} "
           f"{'fwd / matmul':>12} {'f+b / 3 matmuls':>15}")
     rows = []
@@ -70,12 +78,27 @@ def yardstick(b: int, d: int, L: int, n: int, threads: int, repeats: int,
         f, t, _ = time_one(IMPLS[impl], args, repeats, time.perf_counter)
         row = {"impl": impl, "batch": b, "d_inner": d, "L": L, "d_state": n, "threads": threads, "fwd_ms": f * 1e3,
                "fwd_bwd_ms": t * 1e3, "fwd_gflops": flops_fwd / f / 1e9, "fwd_bwd_gflops": 3 * flops_fwd / t / 1e9,
-               "matmul_gflops": gf_mm, "fwd_over_matmul": f / t_mm, "fwd_bwd_over_matmul": t / (3 * t_mm)}
+               "matmul_gflops": gf_mm, "fwd_over_matmul": f / t_mm, "fwd_bwd_over_matmul": t / (3 * t_mm),
+               "exp_floor_ms": t_exp * 1e3, "exp_floor_over_matmul": t_exp / t_mm}
         rows.append(row)
         print(f"{impl:<9} {row['fwd_ms']:>8.1f} {row['fwd_bwd_ms']:>8.1f} {row['fwd_gflops']:>11.1f} "
               f"{row['fwd_bwd_gflops']:>11.1f} {gf_mm:>14.1f} {row['fwd_over_matmul']:>11.1f}x "
               f"{row['fwd_bwd_over_matmul']:>14.1f}x", flush=True)
     return rows
+
+
+def exp_floor(count: int, repeats: int) -> float:
+    """Seconds torch's exp takes for ``count`` float32 values (in-place over a cache-resident buffer)."""
+    x = torch.rand(1 << 16) * -4.0
+    out = torch.empty_like(x)
+    reps = max(1, count // x.numel())
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.exp(x, out=out)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:]) * count / (reps * x.numel())
 
 
 def inputs(b: int, d: int, L: int, n: int) -> list[torch.Tensor]:
