@@ -102,3 +102,17 @@ def test_the_dequantized_copy_loads_fast_and_gives_the_same_text(tmp_path: Path,
     tok, model = _load_weights(source)
     assert calls == [(kept, None)]  # the kept safetensors, not the GGUF file again
     assert greedy(tok, model) == first
+
+
+def test_bfloat16_weights_are_a_separate_copy_with_their_own_fingerprint(smollm: Any) -> None:
+    import torch
+
+    bf = LocalBackend("smollm2", device="cpu", dtype="bfloat16")
+    assert bf.fingerprint == smollm.fingerprint + ":bfloat16"  # its texts never answer a float32 lookup
+    assert bf.model is not smollm.model
+    assert {p.dtype for p in bf.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in smollm.model.parameters()} == {torch.float32}  # the shared float32 copy is untouched
+    text = Generator(bf, None).complete(FRANCE, GenerationParams(max_tokens=10))
+    assert "Paris" in text
+    with pytest.raises(ConfigError, match="option 'dtype'"):
+        LocalBackend("smollm2", dtype="int8")

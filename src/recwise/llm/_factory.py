@@ -33,6 +33,9 @@ class GeneratorConfig:
         Local backends only.
     batch_size : int, default 8
         transformers backend: rows per forward batch.
+    dtype : {"float32", "bfloat16", "float16"} or None, default None
+        transformers backend: cast the weights (None: as loaded). ``bfloat16`` on an AMX CPU makes
+        long prompts several times faster (docs/llm.md); part of the cache fingerprint.
     threads, parallel : int or None
         llama.cpp backend: CPU threads in all (default: every core this process may use) and
         contexts decoding at once (default: one per thread).
@@ -63,6 +66,7 @@ class GeneratorConfig:
     model: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = 8
+    dtype: Literal["float32", "bfloat16", "float16"] | None = None
     threads: int | None = None
     parallel: int | None = None
     context: int = 4096
@@ -187,7 +191,7 @@ def load_generator(config: GeneratorConfig | Mapping[str, Any] | None = None, **
     elif kind == "transformers":
         from recwise.llm._local import LocalBackend
 
-        backend = LocalBackend(cfg.model or "smollm2", device=cfg.device, batch_size=cfg.batch_size)
+        backend = LocalBackend(cfg.model or "smollm2", device=cfg.device, batch_size=cfg.batch_size, dtype=cfg.dtype)
     else:
         from recwise.llm._http import HttpBackend
 
