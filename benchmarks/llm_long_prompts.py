@@ -36,6 +36,26 @@ def rag_prompts(n: int, docs_per_prompt: int) -> list[Any]:
             for q in test]
 
 
+def matmul_rates(threads: int) -> dict[str, float]:
+    """GFLOP/s of a (4096, 384) @ (384, 1536) product (MiniLM / SmolLM2-sized) in float32 and bfloat16."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, w = torch.randn(4096, 384), torch.randn(384, 1536)
+    out = {}
+    for name, dt in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        x, y = a.to(dt), w.to(dt)
+        for _ in range(3):
+            x @ y
+        times = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            x @ y
+            times.append(time.perf_counter() - t0)
+        out[name] = 2 * 4096 * 384 * 1536 / sorted(times)[len(times) // 2] / 1e9
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2")
@@ -53,6 +73,9 @@ def main() -> int:
     from recwise.llm import GenerationParams, LlamaCppBackend, LocalBackend, Row
 
     torch.set_num_threads(args.threads)
+    mm = matmul_rates(args.threads)
+    print(f"matmul (4096, 384) @ (384, 1536): float32 {mm['float32']:.0f} GFLOP/s, bfloat16 {mm['bfloat16']:.0f} "
+          f"GFLOP/s ({mm['bfloat16'] / mm['float32']:.1f}x)")
     chats = rag_prompts(args.prompts, args.docs)
     params = GenerationParams(max_tokens=args.max_tokens)
     print(f"{args.model}, {len(chats)} RAG prompts ({args.docs} documents), greedy {args.max_tokens} new tokens, "
@@ -89,7 +112,7 @@ def main() -> int:
               f"{'-' if same['transformers-float32'] is None else same['transformers-float32']:>7} {r['load']:>5.2f}")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"args": vars(args), "rows": rows}, fh, indent=1)
+            json.dump({"args": vars(args), "matmul_gflops": mm, "rows": rows}, fh, indent=1)
     return 0
 
 
