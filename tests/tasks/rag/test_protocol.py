@@ -95,6 +95,8 @@ def test_bad_arm_option_and_answerless_question(tmp_path: Path) -> None:
         check_options({"radio": {"candidates": "10"}})
     with pytest.raises(ConfigError, match="eval.keep"):
         check_options({"eval": {"keep": "30"}})
+    with pytest.raises(ConfigError, match="llm.dtype"):
+        check_options({"llm": {"dtype": "int8"}})
     qa = tiny_qa()
     with pytest.raises(DataError, match="has no answer"):
         QASet(qa.collection, (("",),) + qa.answers[1:], qa.is_train, qa.kinds)
@@ -139,3 +141,13 @@ def test_radio_stages_resume_with_zero_llm_calls_and_count_the_short_list_fallba
     (tmp_path / "empty").mkdir(exist_ok=True)
     run(qa, "radio-rationale-only", 0, opts, out_dir=tmp_path / "e", dataset="tiny", generator=gen3)
     assert json.loads((tmp_path / "e" / "run.json").read_text())["rationales"]["empty"] == 8
+
+
+def test_llm_dtype_enters_the_stage_key_only_when_set() -> None:
+    from recwise.tasks.rag.protocol import LLMConfig, configs
+
+    plain = configs({})["llm"].key()
+    assert "dtype" not in plain  # stage files written before the option existed keep their keys
+    bf = configs({"llm": {"dtype": "bfloat16", "backend": "transformers"}})["llm"]
+    assert bf.key() == {**plain, "backend": "transformers", "dtype": "bfloat16"}
+    assert LLMConfig().key() == plain

@@ -104,16 +104,25 @@ class RadioConfig:
 @dataclass(frozen=True)
 class LLMConfig:
     """The generator (and rationale writer): ``model`` on ``backend`` (``http`` + ``base_url``: any
-    OpenAI-compatible server); ``max_tokens`` per answer (greedy)."""
+    OpenAI-compatible server); ``max_tokens`` per answer (greedy); ``dtype``: the transformers
+    backend's weights (``bfloat16``: about 4x llama.cpp's speed on this task's long prompts on an
+    AMX CPU; docs/llm.md)."""
 
     model: str = "smollm2"
     backend: Literal["local", "llamacpp", "transformers", "http"] = "local"
     base_url: str | None = None
     max_tokens: int = 24
+    dtype: Literal["float32", "bfloat16", "float16"] | None = None
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
             raise ConfigError(f"option 'llm.max_tokens' must be >= 1; got {self.max_tokens}")
+        if self.dtype is not None and self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(f"option 'llm.dtype' must be float32, bfloat16 or float16; got {self.dtype!r}")
+
+    def key(self) -> dict[str, Any]:
+        """The stage key: every field, ``dtype`` only when set (stage files made before it existed stay valid)."""
+        return {k: v for k, v in asdict(self).items() if not (k == "dtype" and v is None)}
 
 
 @dataclass(frozen=True)
@@ -275,7 +284,7 @@ def _labels(ctx: _Context, arm: str, train: np.ndarray, cand: Ranking, stages: _
             counts["mention_gold"] = sum(1 for t, a in zip(texts, answers) if t and answer_in_texts([t], a))
             return {"texts": texts, "counts": counts}
 
-        got = stages.run("rationales", {"q": train.tolist(), "llm": asdict(ctx.cfg["llm"]),
+        got = stages.run("rationales", {"q": train.tolist(), "llm": ctx.cfg["llm"].key(),
                                         "radio": asdict(radio)}, write)
         rationales = got["texts"]
         info["rationales"] = got["counts"]
@@ -400,7 +409,7 @@ def run(qa: QASet, arm: str, seed: int, options: dict[str, Any], *, out_dir: Pat
     if generator is None:
         from recwise.llm import load_generator
 
-        generator = load_generator(backend=llm.backend, model=llm.model, base_url=llm.base_url)
+        generator = load_generator(backend=llm.backend, model=llm.model, base_url=llm.base_url, dtype=llm.dtype)
     ctx = _Context(qa, qa.collection.doc_texts(), cfg, progress)
     ev: EvalConfig = cfg["eval"]
     test = qa.rows("test")
@@ -430,7 +439,7 @@ def run(qa: QASet, arm: str, seed: int, options: dict[str, Any], *, out_dir: Pat
         texts, counts = _generate(generator, prompts, GenerationParams(max_tokens=llm.max_tokens, temperature=0.0))
         return {"texts": texts, "counts": counts}
 
-    gen = stages.run("generate", {"q": test.tolist(), "top": top.rows.tolist(), "llm": asdict(llm)}, answer)
+    gen = stages.run("generate", {"q": test.tolist(), "top": top.rows.tolist(), "llm": llm.key()}, answer)
     info["generate"] = gen["counts"]
     col = qa.collection
     rk, rd, sk = f"answer_recall@{ev.keep}", f"answer_recall@{ev.depth}", f"support_recall@{ev.keep}"
