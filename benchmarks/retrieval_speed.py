@@ -14,7 +14,9 @@ rank-bm25, and encode + faiss search time for a whole collection.
   corpus's token lengths, re-encoding the whole corpus with a fresh MiniLM, and training
   ``--triples`` triples (recwise's ``finetune``, one epoch); then the projected seconds of one fold
   (training the fold's triples + re-encoding) for every pair (``pairs_per_query=0``) and for one
-  pair per query (``pairs_per_query=1``).
+  pair per query (``pairs_per_query=1``). With ``--precisions fp32,bf16`` each step runs at both
+  precisions (``train.precision``: bfloat16 autocast for training and the re-encoding), with the
+  mean cosine between the two encodings of the corpus.
 
     .venv/bin/python benchmarks/retrieval_speed.py --data-dir ../shared/data/retrieval/cranfield
     .venv/bin/python benchmarks/retrieval_speed.py --data-dir DIR --dataset cisi --triples 256 --repeats 3
@@ -132,8 +134,9 @@ def bench_dense(col) -> dict:  # noqa: ANN001
             "query_encode_s": query_encode_s, "faiss_search_s": search_s}
 
 
-def bench_foldcost(col, seqs: list[int], n_triples: int, k: int = 5) -> dict:  # noqa: ANN001
-    from recwise.retrieval import FinetuneConfig, finetune, local_sentence_transformer
+def bench_foldcost(col, seqs: list[int], n_triples: int, k: int = 5,  # noqa: ANN001
+                   precisions: tuple[str, ...] = ("fp32",)) -> dict:
+    from recwise.retrieval import FinetuneConfig, SentenceEncoder, finetune, local_sentence_transformer
 
     texts = col.doc_texts()
     judged = col.judged_queries()
@@ -147,18 +150,24 @@ def bench_foldcost(col, seqs: list[int], n_triples: int, k: int = 5) -> dict:  #
                  "train_triples_per_fold": {"all_pairs": all_pairs, "one_per_query": train_queries}, "seqs": {}}
     triples = _triples(col, n_triples)
     for seq in seqs:
-        model = local_sentence_transformer("minilm")
-        model.max_seq_length = seq
-        t = time.perf_counter()
-        model.encode(texts, batch_size=64)
-        encode_s = time.perf_counter() - t
-        model = local_sentence_transformer("minilm")
-        t = time.perf_counter()
-        finetune(model, triples, FinetuneConfig(max_seq_length=seq), seed=0)
-        rate = len(triples) / (time.perf_counter() - t)
-        out["seqs"][seq] = {"corpus_encode_s": encode_s, "train_triples_per_s": rate,
-                            "fold_s_all_pairs": all_pairs / rate + encode_s,
-                            "fold_s_one_per_query": train_queries / rate + encode_s}
+        vecs = {}
+        for prec in precisions:
+            model = local_sentence_transformer("minilm")
+            model.max_seq_length = seq
+            t = time.perf_counter()
+            vecs[prec] = SentenceEncoder(model, batch_size=64, precision=prec).encode(texts)  # type: ignore[arg-type]
+            encode_s = time.perf_counter() - t
+            model = local_sentence_transformer("minilm")
+            t = time.perf_counter()
+            finetune(model, triples, FinetuneConfig(max_seq_length=seq, precision=prec), seed=0)  # type: ignore[arg-type]
+            rate = len(triples) / (time.perf_counter() - t)
+            row = {"corpus_encode_s": encode_s, "train_triples_per_s": rate,
+                   "fold_s_all_pairs": all_pairs / rate + encode_s,
+                   "fold_s_one_per_query": train_queries / rate + encode_s}
+            if prec != precisions[0]:
+                first = vecs[precisions[0]]
+                row["mean_cosine_to_" + precisions[0]] = float(np.mean(np.sum(vecs[prec] * first, axis=1)))
+            out["seqs"][f"{seq}-{prec}"] = row
     return out
 
 
@@ -173,6 +182,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seqs", default="256,128,64", help="foldcost: max_seq_length values")
+    ap.add_argument("--precisions", default="fp32", help="foldcost: fp32 and/or bf16 (train.precision)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     import torch
@@ -198,7 +208,8 @@ def main() -> None:
               f"{r['recwise_examples_per_s']:.1f} ex/s, plain sentence-transformers {r['plain_st_examples_per_s']:.1f} "
               f"ex/s, ratio {r['ratio']:.3f}", flush=True)
     if "foldcost" in parts:
-        out["foldcost"] = r = bench_foldcost(col, [int(x) for x in args.seqs.split(",")], args.triples)
+        out["foldcost"] = r = bench_foldcost(col, [int(x) for x in args.seqs.split(",")], args.triples,
+                                             precisions=tuple(args.precisions.split(",")))
         d = r["doc_tokens"]
         print(f"corpus tokens: mean {d['mean']:.0f}, median {d['median']:.0f}; "
               + ", ".join(f"over {k.removeprefix('share_over_')}: {v:.2f}"
@@ -206,10 +217,13 @@ def main() -> None:
         t = r["train_triples_per_fold"]
         print(f"training triples per fold (k=5): every pair {t['all_pairs']:.0f}, "
               f"one per query {t['one_per_query']:.0f}")
-        for seq, v in r["seqs"].items():
-            print(f"seq {seq}: corpus re-encode {v['corpus_encode_s']:.1f} s, training {v['train_triples_per_s']:.2f} "
-                  f"triples/s; one fold {v['fold_s_all_pairs']:.0f} s (every pair), {v['fold_s_one_per_query']:.0f} s "
-                  "(one pair per query)", flush=True)
+        for key, v in r["seqs"].items():
+            seq, prec = key.split("-")
+            cos = next((f"; mean cosine to {k.removeprefix('mean_cosine_to_')} {c:.6f}" for k, c in v.items()
+                        if k.startswith("mean_cosine")), "")
+            print(f"seq {seq} {prec}: corpus re-encode {v['corpus_encode_s']:.1f} s, training "
+                  f"{v['train_triples_per_s']:.2f} triples/s; one fold {v['fold_s_all_pairs']:.0f} s (every pair), "
+                  f"{v['fold_s_one_per_query']:.0f} s (one pair per query){cos}", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1)
