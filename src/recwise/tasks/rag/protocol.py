@@ -105,7 +105,7 @@ class RadioConfig:
 class LLMConfig:
     """The generator (and rationale writer): ``model`` on ``backend`` (``http`` + ``base_url``: any
     OpenAI-compatible server); ``max_tokens`` per answer (greedy); ``dtype``: the transformers
-    backend's weights (``bfloat16``: about 4x llama.cpp's speed on this task's long prompts on an
+    backend's weights (``bfloat16``: 4-5x llama.cpp's speed on this task's long prompts on an
     AMX CPU; docs/llm.md)."""
 
     model: str = "smollm2"
