@@ -10,7 +10,7 @@ import recwise.llm as llm
 from recwise.errors import ConfigError, RecwiseError
 from recwise.llm import GenerationParams, Generator, load_generator, params_from_mapping
 
-from .conftest import FakeBackend
+from .conftest import FakeBackend, needs_smollm
 
 
 @pytest.mark.parametrize(
@@ -65,3 +65,16 @@ def test_public_surface_is_sorted_and_complete() -> None:
     assert all(hasattr(llm, name) for name in llm.__all__)
     public = {n for n in dir(llm) if not n.startswith("_") and n[0].isupper() and not re.match(r"^[A-Z_]+$", n)}
     assert public <= set(llm.__all__)
+
+
+@needs_smollm
+def test_a_dtype_selects_transformers_and_is_never_silently_ignored() -> None:
+    gen = load_generator(dtype="bfloat16", cache=False)  # backend "local": llama.cpp would ignore a dtype
+    assert gen.backend.name == "transformers" and gen.backend.fingerprint.endswith(":bfloat16")
+    assert not gen.backend.loaded  # building reads no weights
+    with pytest.raises(ConfigError, match="option 'dtype' applies to the transformers backend, not 'llamacpp'"):
+        load_generator(backend="llamacpp", dtype="bfloat16", cache=False)
+    with pytest.raises(ConfigError, match="not 'http'"):
+        load_generator(backend="http", model="m", base_url="http://localhost:1/v1", dtype="bfloat16", cache=False)
+    with pytest.raises(ConfigError, match="dtype"):
+        load_generator(backend="transformers", dtype="int8", cache=False)

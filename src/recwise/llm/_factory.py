@@ -35,7 +35,8 @@ class GeneratorConfig:
         transformers backend: rows per forward batch.
     dtype : {"float32", "bfloat16", "float16"} or None, default None
         transformers backend: cast the weights (None: as loaded). ``bfloat16`` on an AMX CPU makes
-        long prompts several times faster (docs/llm.md); part of the cache fingerprint.
+        long prompts several times faster (docs/llm.md); part of the cache fingerprint. With
+        ``backend="local"`` a dtype selects transformers; with llama.cpp or HTTP it is an error.
     threads, parallel : int or None
         llama.cpp backend: CPU threads in all (default: every core this process may use) and
         contexts decoding at once (default: one per thread).
@@ -182,6 +183,12 @@ def load_generator(config: GeneratorConfig | Mapping[str, Any] | None = None, **
     cfg: GeneratorConfig = _as_config(GeneratorConfig, config, overrides)
     backend: Any
     kind = choose_local_backend(cfg.model, cfg.device) if cfg.backend == "local" else cfg.backend
+    if cfg.dtype is not None:  # a dtype is the transformers backend's option: never silently ignored
+        if cfg.backend == "local":
+            kind = "transformers"
+        elif kind != "transformers":
+            raise ConfigError(f"option 'dtype' applies to the transformers backend, not {kind!r}; "
+                              "use backend 'transformers' (or 'local') or drop the dtype")
     if kind == "llamacpp":
         from recwise.llm._llamacpp import LlamaCppBackend
 
