@@ -117,8 +117,6 @@ class LLMConfig:
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
             raise ConfigError(f"option 'llm.max_tokens' must be >= 1; got {self.max_tokens}")
-        if self.dtype is not None and self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ConfigError(f"option 'llm.dtype' must be float32, bfloat16 or float16; got {self.dtype!r}")
 
     def key(self) -> dict[str, Any]:
         """The stage key: every field, ``dtype`` only when set (stage files made before it existed stay valid)."""
