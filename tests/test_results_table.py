@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from recwise.results import ResultRow, summary_markdown
 
@@ -21,3 +22,18 @@ def test_segments_in_natural_order_and_empty_groups_shown_as_dash() -> None:
     cells_a = [c.strip() for c in row_a.strip("| ").split("|")]
     assert cells_a == ["a", "2", "**0.3000 ± 0.1414**", "-", "**0.2000 ± 0.1414**", "**0.6000 ± 0.1414**"]
     assert "nan" not in row_b and row_b.count("-") == 3  # b has no length groups at all
+
+
+def test_atomic_writes_get_the_mode_open_would_give_not_mkstemps_0600(tmp_path: Path) -> None:
+    import os
+
+    from recwise.results import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "presets.yaml", "a: 1\n")
+        mode = (tmp_path / "presets.yaml").stat().st_mode & 0o777
+    finally:
+        os.umask(old)
+    assert mode == 0o644  # readable by the group and others, as a plain open() would make it
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

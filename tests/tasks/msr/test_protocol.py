@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recwise.registry import list_models
+from recwise.registry import get_model, list_models
 from recwise.tasks.msr.protocol import PRESETS, MSRRun, resolve_configs
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "msr.md"
@@ -36,11 +36,28 @@ def _row(dataset: str, model: str) -> list[float]:
     return [t.lr, t.weight_decay, t.batch_size, t.patience, t.epochs]
 
 
+def _searched(model: str, cell: str) -> None:
+    """The doc's "model options" cell (`embed_dim 32; fcn_dims 64-32-16; dropout 0.069`) names every
+    key of the model's search space with the value the ml-100k preset resolves to."""
+    _, mcfg = resolve_configs(MSRRun("ml-100k", model, 0))
+    space = sorted(get_model("msr", model).search_space)
+    doc = dict(part.split(" ", 1) for part in cell.split("; ")) if cell != "-" else {}
+    assert sorted(doc) == space, model
+    for key, text in doc.items():
+        value = getattr(mcfg, key)
+        if isinstance(value, (tuple, list)):
+            assert text == "-".join(map(str, value)), (model, key)
+        else:
+            assert float(text) == pytest.approx(float(value), rel=1e-3), (model, key)
+
+
 def test_the_ml100k_table_matches_every_models_preset() -> None:
     table = _tables(DOC.read_text())["model"]
     assert sorted(table) == sorted(list_models("msr"))
     for model, cells in table.items():
-        assert [float(c) for c in cells] == pytest.approx(_row("ml-100k", model)), model
+        # the tuned values are shown to 4 significant digits
+        assert [float(c) for c in cells[:5]] == pytest.approx(_row("ml-100k", model), rel=1e-3), model
+        _searched(model, cells[5])
 
 
 def test_the_dataset_table_matches_every_other_preset_file() -> None:
