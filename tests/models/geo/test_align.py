@@ -118,3 +118,36 @@ def test_trained_location_encoder_changes_and_the_loss_falls_frozen_one_stays() 
         train_alignment(heads, q, t, frozen_enc.encode(latlon), cfg, seed=0)
     with pytest.raises(ConfigError, match="align.location"):
         AlignConfig(location="fine-tuned")  # type: ignore[arg-type]
+
+
+def test_bf16_keeps_the_fourier_phases_float32_and_the_alignment_trains() -> None:
+    from recwise.models.geo.location import LocationEncoder, project
+
+    rng = np.random.default_rng(1)
+    latlon = np.column_stack([rng.uniform(-60, 70, 256), rng.uniform(-180, 180, 256)])
+    xy = torch.from_numpy(project(latlon, "mercator")).float()
+    torch.manual_seed(0)
+    enc = LocationEncoder("mercator")
+    with torch.no_grad():
+        ref = enc.encode_projected(xy)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = enc.encode_projected(xy).float()
+        # what a bfloat16 phase gives at GeoCLIP's finest scale (2^8): unrelated features
+        cap = enc.capsules[-1]
+        vp = (2 * np.pi * xy.bfloat16() @ cap.b.T.bfloat16()).float()
+        exact = 2 * np.pi * xy @ cap.b.T
+        bad_cos = torch.nn.functional.cosine_similarity(torch.cos(vp), torch.cos(exact), dim=-1).mean()
+    cos = torch.nn.functional.cosine_similarity(low, ref, dim=-1)
+    assert cos.min() > 0.99 and not torch.equal(low, ref)  # the MLP ran in bf16, the phases did not
+    assert bad_cos < 0.5  # so the guard matters
+
+    z = np.column_stack([np.sin(np.deg2rad(latlon[:, 0])), np.cos(np.deg2rad(latlon[:, 1]))])
+    q = np.tanh(z @ rng.normal(size=(2, 32))).astype(np.float32)
+    t = np.tanh(z @ rng.normal(size=(2, 24))).astype(np.float32)
+    heads = GeoAligner(32, 24, location_encoder=enc)
+    hist = train_alignment(heads, q, t, project(latlon, "mercator"),
+                           AlignConfig(lr=1e-3, epochs=6, batch_size=64, precision="bf16"), seed=0)
+    assert hist["loss"][-1] < hist["loss"][0] * 0.8
+    assert all(p.dtype == torch.float32 for p in heads.parameters())  # master weights stay float32
+    with pytest.raises(ConfigError, match="align.precision"):
+        AlignConfig(precision="fp16")  # type: ignore[arg-type]

@@ -8,11 +8,14 @@ Loss = symmetric CLIP loss(query, text) + symmetric CLIP loss(query, GPS), each 
 learnable temperature (initialised to 3.99 as released, i.e. logits x e^3.99 ~ 54).
 
 Defaults are the released training settings: AdamW lr 3e-5, weight decay 1e-6, StepLR gamma 0.87
-per epoch, batch 256, 10 epochs, and ``location="trained"``: as in the release (``run_G3.py`` puts
+per epoch, batch 256, 10 epochs, float32, and ``location="trained"``: as in the release (``run_G3.py`` puts
 every parameter with ``requires_grad`` in AdamW; only CLIP's towers are frozen), the location
 encoder starts from GeoCLIP's weights and is trained with the heads (its random Fourier matrices
 stay fixed: they are buffers). ``location="frozen"`` keeps GeoCLIP's encoder as loaded: its 512-d
 features are computed once and only the heads train (several times cheaper on a CPU).
+``precision="bf16"`` (ours, opt-in) runs the training forward passes under bfloat16 autocast (CPUs
+with AMX, GPUs); the master weights, the optimizer and the Fourier phases stay float32, and the
+database and verification encode in float32 as before.
 
 Example::
 
@@ -28,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -50,6 +54,7 @@ class AlignConfig:
 
     location : ``trained`` (released: GeoCLIP's encoder is fine-tuned with the heads) or
         ``frozen`` (its features computed once; only the heads train).
+    precision : ``fp32`` (released) or ``bf16``: the training forward passes under bfloat16 autocast.
     """
 
     lr: float = 3e-5
@@ -58,10 +63,13 @@ class AlignConfig:
     batch_size: int = 256
     epochs: int = 10
     location: Literal["trained", "frozen"] = "trained"
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     def __post_init__(self) -> None:
         if self.location not in ("trained", "frozen"):
             raise ConfigError(f"option 'align.location' must be 'trained' or 'frozen'; got {self.location!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"option 'align.precision' must be 'fp32' or 'bf16'; got {self.precision!r}")
         for name in ("lr", "gamma"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
@@ -181,6 +189,8 @@ def train_alignment(model: GeoAligner, query: np.ndarray, text: np.ndarray, loca
                           f"{len(location)} locations")
     q, t, loc = (torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32) for a in (query, text, location))
     gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device.type
+    autocast = (lambda: torch.autocast(device, dtype=torch.bfloat16)) if config.precision == "bf16" else nullcontext
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=config.gamma)
     history: dict[str, list[float]] = {"loss": [], "seconds": []}
@@ -197,7 +207,8 @@ def train_alignment(model: GeoAligner, query: np.ndarray, text: np.ndarray, loca
             idx = perm[i:i + config.batch_size]
             if len(idx) < 2:  # a CLIP loss needs negatives
                 continue
-            loss = model.loss(q[idx], t[idx], loc[idx])
+            with autocast():
+                loss = model.loss(q[idx], t[idx], loc[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -104,8 +104,12 @@ class _Capsule(nn.Module):
         self.head = nn.Linear(hidden, out)
 
     def forward(self, xy: torch.Tensor) -> torch.Tensor:  # (B, 2) -> (B, out)
-        vp = 2 * np.pi * xy @ self.b.T  # (B, features)
-        return self.head(self.mlp(torch.cat([torch.cos(vp), torch.sin(vp)], dim=-1)))
+        # the Fourier phases stay float32 under autocast: at scale 2^8 a bfloat16 product (8-bit
+        # mantissa) would lose the phase; only the MLP after them may run in lower precision
+        with torch.autocast(xy.device.type, enabled=False):
+            vp = 2 * np.pi * xy.float() @ self.b.T  # (B, features)
+            feats = torch.cat([torch.cos(vp), torch.sin(vp)], dim=-1)
+        return self.head(self.mlp(feats))
 
 
 class LocationEncoder(nn.Module):
