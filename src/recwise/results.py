@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
 import re
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from recwise.errors import DataError
 
-__all__ = ["COLUMNS", "ResultRow", "atomic_write_text", "mean_std_text", "read_results", "stamp_run_json",
-           "summary_markdown", "write_results"]
+__all__ = ["COLUMNS", "ResultRow", "atomic_open", "atomic_write_text", "mean_std_text", "read_results",
+           "stamp_run_json", "summary_markdown", "write_results"]
 
 
 def mean_std_text(values: list[float]) -> str:
@@ -44,21 +46,30 @@ class ResultRow:
 COLUMNS = tuple(f.name for f in fields(ResultRow))
 
 
-def umask_mode() -> int:
-    """The mode ``open()`` would give a new file (0o666 less the umask); ``mkstemp`` gives 0o600."""
+@functools.cache
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file (0o666 less the umask, read once: reading it means setting
+    it); ``mkstemp`` alone gives 0o600."""
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary name beside ``path``, then rename it there, with the usual mode."""
+@contextmanager
+def atomic_open(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` with the usual mode; on a clean exit, rename it to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.fchmod(fd, umask_mode())
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
+    os.fchmod(fd, _new_file_mode())
+    with os.fdopen(fd, mode, **kwargs) as fh:
+        yield fh
     os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary name beside ``path``, then rename it there, with the usual mode."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
 
 
 def write_results(path: Path, rows: Iterable[ResultRow]) -> None:

@@ -30,7 +30,7 @@ from recwise.data.table import Batch, TableStream
 from recwise.errors import ConfigError
 from recwise.metrics import auc, logloss
 from recwise.registry import get_model
-from recwise.results import ResultRow, atomic_write_text, umask_mode, write_results
+from recwise.results import ResultRow, atomic_open, atomic_write_text, write_results
 from recwise.train import TrainConfig, Trainer, predict, save_model, seed_everything
 from recwise.train.trainer import dist_info, init_distributed
 
@@ -113,15 +113,8 @@ def evaluate(
 
 def write_predictions(path: Path, **columns: np.ndarray) -> None:
     """Per-row outputs as one ``.npz`` (written to a temporary name, then renamed)."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    os.fchmod(fd, umask_mode())
-    with os.fdopen(fd, "wb") as fh:
+    with atomic_open(path, "wb") as fh:
         np.savez(fh, **{k: np.asarray(v) for k, v in columns.items()})  # type: ignore[arg-type]  # numpy: a key could be allow_pickle
-    os.replace(tmp, path)
 
 
 def resolve_configs(
