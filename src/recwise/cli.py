@@ -217,6 +217,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_progress(args: argparse.Namespace) -> int:
+    from recwise.bench.progress import format_progress, read_progress
+
+    rows = read_progress(args.folder)
+    print(format_progress(rows))
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    print("\n" + ", ".join(f"{v} {k}" for k, v in counts.items()) if rows else "no cells yet")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from recwise.tasks.base import TASKS
 
@@ -264,6 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", action="store_true", help="also write <folder>/significance.md")
     _add_common(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("progress", help="how far each cell of a bench folder has trained",
+                       description="Per cell of a `recwise bench` output folder: done / failed / training / not "
+                                   "started, epochs trained, best epoch and validation score, epochs since the "
+                                   "best against the patience, training seconds per epoch. Reads only.")
+    p.add_argument("folder", type=Path, help="a `recwise bench` output folder (cells/)")
+    _add_common(p)
+    p.set_defaults(func=cmd_progress)
 
     from recwise.llm import cli as llm_cli
     from recwise.report import cli as report_cli  # `results` and `report`; duckdb/plotly load on use

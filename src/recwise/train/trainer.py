@@ -351,6 +351,7 @@ class Trainer:
                     "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch, "bad": bad,
                     "history": history, "fingerprint": self.fingerprint,
                     "finished": bad >= c.patience or epoch == c.epochs - 1,
+                    "patience": c.patience, "max_epochs": c.epochs,  # read by `recwise progress`
                 })
             observer = _EPOCH_OBSERVER.get()
             if observer is not None and self.rank == 0:
