@@ -18,7 +18,7 @@ from typing import IO, Any
 from recwise.errors import DataError
 
 __all__ = ["COLUMNS", "ResultRow", "atomic_open", "atomic_write_text", "mean_std_text", "read_results",
-           "stamp_run_json", "summary_markdown", "write_results"]
+           "stamp_run_json", "summary_markdown", "usual_modes", "write_results"]
 
 
 def mean_std_text(values: list[float]) -> str:
@@ -47,12 +47,32 @@ COLUMNS = tuple(f.name for f in fields(ResultRow))
 
 
 @functools.cache
-def _new_file_mode() -> int:
-    """The mode ``open()`` gives a new file (0o666 less the umask, read once: reading it means setting
-    it); ``mkstemp`` alone gives 0o600."""
+def _umask() -> int:
+    """The process's umask, read once (reading it means setting it)."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
+
+
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the umask (``mkstemp`` alone gives 0o600)."""
+    return 0o666 & ~_umask()
+
+
+def usual_modes(path: Path | str) -> None:
+    """Give a file, or a folder and everything under it, the modes ``open()`` and ``mkdir()`` would
+    have given (0o666 / 0o777 less the umask). For what was written under a temporary name before a
+    rename: ``mkdtemp`` makes 0o700 folders, and ``mkstemp`` and safetensors' ``save_file`` 0o600 files."""
+    path = Path(path)
+    if path.is_dir():
+        os.chmod(path, 0o777 & ~_umask())
+        for root, dirs, files in os.walk(path):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o777 & ~_umask())
+            for f in files:
+                os.chmod(os.path.join(root, f), _new_file_mode())
+    else:
+        os.chmod(path, _new_file_mode())
 
 
 @contextmanager

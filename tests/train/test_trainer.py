@@ -152,3 +152,23 @@ def test_precise_bn_sets_running_statistics_to_the_trained_models_batch_statisti
 def test_precise_bn_must_not_be_negative() -> None:
     with pytest.raises(Exception, match="train.precise_bn"):
         TrainConfig(precise_bn=-1)
+
+
+def test_checkpoints_and_saved_models_get_the_usual_modes_not_0600(planted: Prepared, tmp_path: Path) -> None:
+    # safetensors writes 0600 files and mkdtemp makes 0700 folders; a checkpoint or model shared on a
+    # cluster's filesystem must be readable as any file the user writes (umask 022 here: 0644 / 0755)
+    import os
+
+    from recwise.train import save_model
+
+    t = _trainer(planted, tmp_path / "run", epochs=1)
+    t.fit(planted.part("train").tensors())
+    save_model(tmp_path / "run" / "model", t.model)
+    paths = [tmp_path / "run" / "checkpoint", *(tmp_path / "run" / "checkpoint").iterdir(),
+             tmp_path / "run" / "model.safetensors", tmp_path / "run" / "model.json"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert mask == 0o022
+    modes = {p.name: p.stat().st_mode & 0o777 for p in paths}
+    assert modes == {p.name: 0o755 if p.is_dir() else 0o644 for p in paths}
+    assert "best.safetensors" in modes and "optimizer.safetensors" in modes

@@ -23,6 +23,7 @@ import numpy as np
 from recwise.data.schema import Schema
 from recwise.data.table import Table
 from recwise.errors import DataError
+from recwise.results import usual_modes
 
 __all__ = ["Prepared", "cache_key", "default_root", "load_prepared", "save_prepared"]
 
@@ -82,6 +83,7 @@ def save_prepared(folder: Path, prepared: Prepared) -> Path:
         (tmp / "schema.json").write_text(prepared.table.schema.to_json(), encoding="utf-8")
         meta = {**prepared.meta, "format": FORMAT_VERSION, "columns": list(prepared.table.columns)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
+        usual_modes(tmp)
         try:
             os.rename(tmp, folder)
         except OSError:

@@ -48,6 +48,7 @@ import numpy as np
 
 from recwise.data.cache import cache_key, default_root
 from recwise.errors import ConfigError, DataError
+from recwise.results import usual_modes
 
 __all__ = [
     "BEIR_DATASETS",
@@ -445,6 +446,7 @@ def _save(folder: Path, col: Collection) -> None:
             np.save(tmp / f"{name}.npy", getattr(col, name), allow_pickle=False)
         meta = {**col.meta, "name": col.name, "format": FORMAT_VERSION}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")  # last: complete
+        usual_modes(tmp)
         try:
             os.rename(tmp, folder)
         except OSError:

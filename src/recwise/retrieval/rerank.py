@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from recwise.errors import CheckpointError, ConfigError, DataError, DependencyError
+from recwise.results import usual_modes
 from recwise.retrieval.runs import Ranking
 
 __all__ = ["CrossEncoderReranker", "Group", "RerankerConfig", "group_loss"]
@@ -213,6 +214,7 @@ class CrossEncoderReranker:
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
         try:
             self.model.save_pretrained(str(tmp), safe_serialization=True)
+            usual_modes(tmp)
             if folder.exists():
                 shutil.rmtree(folder)
             os.rename(tmp, folder)

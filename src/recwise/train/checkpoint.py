@@ -23,6 +23,7 @@ from torch import nn
 from recwise.config import config_from_dict, config_to_dict
 from recwise.data.schema import Schema
 from recwise.errors import CheckpointError
+from recwise.results import usual_modes
 
 __all__ = ["load_model", "load_training_state", "save_model", "save_training_state"]
 
@@ -48,6 +49,7 @@ def save_model(path: str | os.PathLike[str], model: nn.Module) -> Path:
     tmp = base.with_name(f".{base.name}.tmp")
     save_file(_state(model), str(tmp) + ".safetensors")
     Path(str(tmp) + ".json").write_text(json.dumps(model_meta(model), indent=1, default=list))
+    usual_modes(str(tmp) + ".safetensors")
     os.replace(str(tmp) + ".safetensors", str(base) + ".safetensors")
     os.replace(str(tmp) + ".json", str(base) + ".json")
     return Path(str(base) + ".safetensors")
@@ -104,6 +106,7 @@ def save_training_state(
         opt_tensors["__rng__"] = torch.get_rng_state()
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         (tmp / "state.json").write_text(json.dumps({**state, "param_groups": opt["param_groups"]}, indent=1))
+        usual_modes(tmp)
         old = folder.with_name(folder.name + ".old")
         if folder.exists():
             shutil.rmtree(old, ignore_errors=True)

@@ -51,7 +51,7 @@ from recwise.metrics.sequential import (
     train_item_counts,
 )
 from recwise.registry import get_model
-from recwise.results import ResultRow, atomic_write_text, write_results
+from recwise.results import ResultRow, atomic_write_text, usual_modes, write_results
 from recwise.tasks.llmers.methods import METHODS, SCOPES
 from recwise.train import TrainConfig, Trainer, save_model, seed_everything
 from recwise.train.presets import sequential_train_defaults as train_defaults
@@ -204,6 +204,7 @@ def offline_steps(cell: LLMERSRun, seqs: Sequences, mcfg_opts: dict[str, Any], d
         tmp = folder / ".text.tmp.safetensors"
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tables.items()}, str(tmp))
+        usual_modes(tmp)
         tmp.replace(text_path)
     pairs: list[tuple[int, int]] = []
     if pseudo:

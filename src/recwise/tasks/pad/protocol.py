@@ -51,7 +51,7 @@ from recwise.metrics.sequential import (
     train_item_counts,
 )
 from recwise.models.seq.pad import PADConfig, PADPhase1, PADPhase2, PADPhase3
-from recwise.results import ResultRow, atomic_write_text, write_results
+from recwise.results import ResultRow, atomic_write_text, usual_modes, write_results
 from recwise.train import TrainConfig, Trainer, seed_everything
 
 __all__ = ["PHASE_MODELS", "HashingBackend", "PADRun", "PADTextConfig", "PADTrainConfig", "encode_item_texts",
@@ -232,6 +232,7 @@ def _metrics_rows(res: dict[str, dict[str, float]], cell: PADRun, model: str, sp
 def _save_weights(path: Path, model: nn.Module) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    usual_modes(tmp)
     os.replace(tmp, path)
 
 
