@@ -218,13 +218,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from recwise.bench.progress import format_progress, read_progress
 
     rows = read_progress(args.folder)
     print(format_progress(rows))
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.status] = counts.get(r.status, 0) + 1
+    counts = Counter(r.status for r in rows)
     print("\n" + ", ".join(f"{v} {k}" for k, v in counts.items()) if rows else "no cells yet")
     return 0
 

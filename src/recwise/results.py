@@ -59,16 +59,21 @@ def _new_file_mode() -> int:
     return 0o666 & ~_umask()
 
 
+def _new_dir_mode() -> int:
+    """The mode ``mkdir()`` gives a new folder: 0o777 less the umask (``mkdtemp`` gives 0o700)."""
+    return 0o777 & ~_umask()
+
+
 def usual_modes(path: Path | str) -> None:
     """Give a file, or a folder and everything under it, the modes ``open()`` and ``mkdir()`` would
     have given (0o666 / 0o777 less the umask). For what was written under a temporary name before a
     rename: ``mkdtemp`` makes 0o700 folders, and ``mkstemp`` and safetensors' ``save_file`` 0o600 files."""
     path = Path(path)
     if path.is_dir():
-        os.chmod(path, 0o777 & ~_umask())
+        os.chmod(path, _new_dir_mode())
         for root, dirs, files in os.walk(path):
             for d in dirs:
-                os.chmod(os.path.join(root, d), 0o777 & ~_umask())
+                os.chmod(os.path.join(root, d), _new_dir_mode())
             for f in files:
                 os.chmod(os.path.join(root, f), _new_file_mode())
     else:

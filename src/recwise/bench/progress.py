@@ -48,25 +48,20 @@ class CellProgress:
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):  # missing or half-written, as the runner treats it
         return None
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        return None  # half-written: the runner treats it the same way
     return data if isinstance(data, dict) else None
 
 
-def _phase(state_file: Path, cell_dir: Path) -> PhaseProgress | None:
+def _phase(state_file: Path, name: str) -> PhaseProgress | None:
     state = _read_json(state_file)
     if state is None or not isinstance(state.get("history"), list):
         return None
     history = state["history"]
-    folder = state_file.parent
-    if folder.name.endswith(".old"):  # killed during the checkpoint swap: that copy is the live one
-        folder = folder.with_name(folder.name[: -len(".old")])
     seconds = [float(h.get("train_seconds", 0.0)) for h in history]
     best = int(state.get("best_epoch", -1))
     return PhaseProgress(
-        name=folder.relative_to(cell_dir).as_posix(),
+        name=name,
         epochs=len(history),
         best_epoch=best + 1,
         best_val=float(state.get("best_score", float("nan"))),
@@ -85,15 +80,7 @@ def read_progress(out: Path) -> list[CellProgress]:
     cells = out / "cells"
     if not cells.is_dir():
         raise DataError(f"{out}: no cells/ folder; is it the --out folder of a `recwise bench` run?")
-    found: dict[Path, None] = {}
-    for marker in ("cell.json", "state.json"):
-        for f in cells.rglob(marker):
-            # the cell folder is the nearest ancestor named seed<k>
-            d = f.parent
-            while d != cells and not (d.name.startswith("seed") and d.name[4:].isdigit()):
-                d = d.parent
-            if d != cells:
-                found[d] = None
+    found = [d for d in cells.rglob("seed*") if d.is_dir() and d.name[4:].isdigit()]
     rows: list[CellProgress] = []
     for d in found:
         rec = _read_json(d / "cell.json") or {}
@@ -105,7 +92,8 @@ def read_progress(out: Path) -> list[CellProgress]:
             folder = s.parent.with_name(s.parent.name.removesuffix(".old"))
             if s.parent == folder or folder not in live:
                 live[folder] = s
-        phases = tuple(p for s in live.values() if (p := _phase(s, d)) is not None)
+        phases = tuple(p for folder, s in live.items()
+                       if (p := _phase(s, folder.relative_to(d).as_posix())) is not None)
         status = rec.get("status")
         if status not in ("done", "failed"):
             status = "training" if phases else "not started"
