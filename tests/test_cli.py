@@ -118,6 +118,27 @@ def test_bench_is_resumable_and_records_failures(ml100k_dir: Path, rw_home: Path
     assert "± " in md and "| sharedbottom | 2 |" in md
 
 
+def test_bench_seeds_split_over_commands(ml100k_dir: Path, rw_home: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """--seeds A-B or A,B runs just those seeds (one machine or process each); the N form then reuses them."""
+    out = tmp_path / "bench"
+    base = ["--quiet", "bench", "msr", "--models", "lr", "--epochs", "1", "--data-dir", str(ml100k_dir),
+            "--out", str(out), "--store", "none"]
+    assert main([*base, "--seeds", "1-2"]) == 0
+    assert "2 cells run, 0 reused" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "cells" / "lr").iterdir()) == ["seed1", "seed2"]
+    assert main([*base, "--seeds", "3"]) == 0
+    assert "1 cells run, 2 reused" in capsys.readouterr().out
+    assert {r["seed"] for r in _read(out / "results.csv")} == {"0", "1", "2"}
+    assert main([*base, "--seeds", "2,0"]) == 0
+    assert "0 cells run, 2 reused" in capsys.readouterr().out
+    for bad, message in (("0", "option --seeds must be >= 1; got 0"), ("1-x", "option --seeds takes N, A-B"),
+                         ("1,1", "none negative or repeated"), ("3-1", "at least one seed")):
+        assert main([*base, "--seeds", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and message in err, err
+
+
 def test_building_the_cli_loads_no_heavy_library() -> None:
     """Every task's package and command group is imported to build the parser; none may pull torch in
     (a fully cached `recwise llm generate` must not pay for it)."""

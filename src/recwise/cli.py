@@ -49,7 +49,9 @@ def _add_task_parsers(run_sub: argparse._SubParsersAction, bench_sub: argparse._
             if bench:
                 q.add_argument(f"--{task.unit}s", dest="units", default=task.default_units, metavar="NAMES",
                                help=f"{task.units_help} (`recwise models {name}`; default {task.default_units})")
-                q.add_argument("--seeds", type=int, default=3, help="number of seeds (0..n-1)")
+                q.add_argument("--seeds", default="3", metavar="N|A-B|A,B,..",
+                               help="seeds: N for 0..N-1 (default 3), A-B for A..B, or a list such as 1,2; "
+                                    "a cell's folder and key do not depend on which others run")
                 q.add_argument("--out", type=Path, default=None,
                                help=f"output folder (default {task.default_out('<dataset>', bench=True)})")
                 add_grid_arguments(q)
@@ -100,6 +102,29 @@ def _add_tune_parsers(tune_sub: argparse._SubParsersAction) -> None:
         q.set_defaults(func=cmd_tune, task_name=name)
 
 
+def _seeds(text: str) -> list[int]:
+    """``--seeds``: ``N`` (seeds 0..N-1), ``A-B`` (A..B inclusive) or ``A,B,...`` (those, in that order)."""
+    form = "list" if "," in text else "range" if "-" in text.strip()[1:] else "count"
+    try:
+        if form == "list":
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        elif form == "range":
+            a, b = text.split("-", 1)
+            seeds = list(range(int(a), int(b) + 1))
+        else:
+            n = int(text)
+            if n < 1:
+                raise ConfigError(f"option --seeds must be >= 1; got {n}")
+            seeds = list(range(n))
+    except ConfigError:
+        raise
+    except ValueError:
+        raise ConfigError(f"option --seeds takes N, A-B or a list A,B,...; got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"option --seeds must name at least one seed, none negative or repeated; got {text!r}")
+    return seeds
+
+
 def _deterministic(args: argparse.Namespace, *, bench: bool) -> bool:
     return bench if args.deterministic is None else bool(args.deterministic)
 
@@ -138,14 +163,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     task = get_task(args.task_name)
     units = task.expand_units(args.units)
-    if args.seeds < 1:
-        raise ConfigError(f"option --seeds must be >= 1; got {args.seeds}")
+    seeds = _seeds(args.seeds)
     grid = grid_options(args)
     grid["deterministic"] = _deterministic(args, bench=True)
     options = task.options(args, units)
     out: Path = args.out or task.default_out(args.dataset, bench=True)
     shared, extra = task.load(args, out)
-    cells = task.cells(args, units, range(args.seeds), {**options, **extra})
+    cells = task.cells(args, units, seeds, {**options, **extra})
     res = run_grid(cells, run_task_cell, out, shared=shared, **grid)
     md = task.bench_report(res, out, args.dataset)
     if res.failed:

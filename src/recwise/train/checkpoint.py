@@ -25,11 +25,7 @@ from recwise.data.schema import Schema
 from recwise.errors import CheckpointError
 from recwise.results import usual_modes
 
-__all__ = ["load_model", "load_training_state", "save_model", "save_training_state"]
-
-
-def _state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+__all__ = ["load_model", "load_training_state", "save_model", "save_tensors", "save_training_state"]
 
 
 def model_meta(model: nn.Module) -> dict[str, Any]:
@@ -42,17 +38,28 @@ def model_meta(model: nn.Module) -> dict[str, Any]:
     }
 
 
+def save_tensors(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor]) -> Path:
+    """Write ``tensors`` (moved to the CPU, made contiguous) to the safetensors file ``path`` atomically:
+    a temporary name in the same folder, the usual file mode (not ``mkstemp``'s 0600), then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    usual_modes(tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def save_model(path: str | os.PathLike[str], model: nn.Module) -> Path:
-    """Write ``<path>.safetensors`` and ``<path>.json`` atomically; returns the safetensors path."""
+    """Write ``<path>.safetensors`` and ``<path>.json`` atomically; returns the safetensors path.
+    The JSON is written first: a ``.safetensors`` on disk always has its architecture beside it."""
     base = Path(path).with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
-    tmp = base.with_name(f".{base.name}.tmp")
-    save_file(_state(model), str(tmp) + ".safetensors")
-    Path(str(tmp) + ".json").write_text(json.dumps(model_meta(model), indent=1, default=list))
-    usual_modes(str(tmp) + ".safetensors")
-    os.replace(str(tmp) + ".safetensors", str(base) + ".safetensors")
-    os.replace(str(tmp) + ".json", str(base) + ".json")
-    return Path(str(base) + ".safetensors")
+    meta = base.with_name(f".{base.name}.json.tmp")
+    meta.write_text(json.dumps(model_meta(model), indent=1, default=list))
+    usual_modes(meta)
+    os.replace(meta, str(base) + ".json")
+    return save_tensors(str(base) + ".safetensors", model.state_dict())
 
 
 def load_model(path: str | os.PathLike[str], *, task: str | None = None) -> nn.Module:

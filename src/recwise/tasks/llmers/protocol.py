@@ -51,9 +51,9 @@ from recwise.metrics.sequential import (
     train_item_counts,
 )
 from recwise.registry import get_model
-from recwise.results import ResultRow, atomic_write_text, usual_modes, write_results
+from recwise.results import ResultRow, atomic_write_text, write_results
 from recwise.tasks.llmers.methods import METHODS, SCOPES
-from recwise.train import TrainConfig, Trainer, save_model, seed_everything
+from recwise.train import TrainConfig, Trainer, save_model, save_tensors, seed_everything
 from recwise.train.presets import sequential_train_defaults as train_defaults
 
 __all__ = ["METHODS", "SCOPES", "LLMERSDataConfig", "LLMERSRun", "Offline", "check_options", "method_options", "run",
@@ -144,8 +144,6 @@ def offline_steps(cell: LLMERSRun, seqs: Sequences, mcfg_opts: dict[str, Any], d
                   generator: Any = None, encoder: Any = None, max_len: int = 50) -> Offline:
     """Run what the options need: item text encoding, KAR profiles, LLMRec pseudo positives.
     ``max_len``: the training windows' length (KAR's leak-free window profiles)."""
-    from safetensors.torch import save_file
-
     from recwise.llmers import (
         KnowledgeConfig,
         PseudoConfig,
@@ -201,11 +199,7 @@ def offline_steps(cell: LLMERSRun, seqs: Sequences, mcfg_opts: dict[str, Any], d
     text_path = None
     if tables:
         text_path = folder / "text.safetensors"
-        tmp = folder / ".text.tmp.safetensors"
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tables.items()}, str(tmp))
-        usual_modes(tmp)
-        tmp.replace(text_path)
+        save_tensors(text_path, {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tables.items()})
     pairs: list[tuple[int, int]] = []
     if pseudo:
         g = gen() if (pcfg.budget and pcfg.users) else None

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 import recwise
@@ -51,8 +51,8 @@ from recwise.metrics.sequential import (
     train_item_counts,
 )
 from recwise.models.seq.pad import PADConfig, PADPhase1, PADPhase2, PADPhase3
-from recwise.results import ResultRow, atomic_write_text, usual_modes, write_results
-from recwise.train import TrainConfig, Trainer, seed_everything
+from recwise.results import ResultRow, atomic_write_text, write_results
+from recwise.train import TrainConfig, Trainer, save_tensors, seed_everything
 
 __all__ = ["PHASE_MODELS", "HashingBackend", "PADRun", "PADTextConfig", "PADTrainConfig", "encode_item_texts",
            "item_texts", "phase_fingerprints", "run", "train_keys"]
@@ -230,10 +230,7 @@ def _metrics_rows(res: dict[str, dict[str, float]], cell: PADRun, model: str, sp
 
 
 def _save_weights(path: Path, model: nn.Module) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    usual_modes(tmp)
-    os.replace(tmp, path)
+    save_tensors(path, model.state_dict())
 
 
 def _load_weights(path: Path, model: nn.Module) -> None:
