@@ -127,6 +127,10 @@ def test_bench_seeds_split_over_commands(ml100k_dir: Path, rw_home: Path, tmp_pa
     assert main([*base, "--seeds", "1-2"]) == 0
     assert "2 cells run, 0 reused" in capsys.readouterr().out
     assert sorted(p.name for p in (out / "cells" / "lr").iterdir()) == ["seed1", "seed2"]
+    assert main([*base, "--seeds", "3", "--finished-only"]) == 0  # the partial table; runs nothing
+    assert "0 cells run, 2 reused, 0 failed, 1 not run (--finished-only)" in capsys.readouterr().out
+    assert {r["seed"] for r in _read(out / "results.csv")} == {"1", "2"} and "| lr | 2 |" in (
+        out / "results.md").read_text()
     assert main([*base, "--seeds", "3"]) == 0
     assert "1 cells run, 2 reused" in capsys.readouterr().out
     assert {r["seed"] for r in _read(out / "results.csv")} == {"0", "1", "2"}

@@ -176,7 +176,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         md += "\nFailed cells:\n\n" + "".join(f"- {f.title}: {f.reason}\n" for f in res.failed)
     atomic_write_text(out / "results.md", md)
     print(md)
-    print(f"{res.ran} cells run, {res.reused} reused, {len(res.failed)} failed in {res.wall_seconds:.1f} s "
+    not_run = f", {res.not_run} not run (--finished-only)" if res.not_run else ""
+    print(f"{res.ran} cells run, {res.reused} reused, {len(res.failed)} failed{not_run} in {res.wall_seconds:.1f} s "
           f"({grid['executor']} executor, {'deterministic' if grid['deterministic'] else 'not deterministic'}); "
           f"results in {out / 'results.csv'} and {out / 'results.md'}")
     return 1 if res.failed else 0

@@ -102,6 +102,19 @@ def test_changed_options_make_a_cell_stale(tmp_path: Path) -> None:
     assert _calls(tmp_path)[4:] == ["a seed 0", "a seed 1"]
 
 
+def test_finished_only_runs_nothing_and_tables_the_done_cells(tmp_path: Path) -> None:
+    data = np.arange(100.0)
+    part = [c for c in _grid() if (c.model, c.seed) in {("a", 1), ("b", 0)}]
+    run_grid(part, mean_cell, tmp_path, shared=data, store=False, quiet=True)
+    (tmp_path / "failures.json").write_text('[{"model": "b", "seed": 1}]')  # another process's record
+    res = run_grid(_grid(), mean_cell, tmp_path, shared=data, store=False, quiet=True, finished_only=True)
+    assert (res.ran, res.reused, res.not_run, res.failed) == (0, 2, 2, [])
+    assert len(_calls(tmp_path)) == 2  # nothing ran
+    assert [(r.model, r.seed) for r in read_results(tmp_path / "results.csv")] == [("a", 1), ("b", 0)]
+    assert not (tmp_path / "cells" / "a" / "seed0").exists()
+    assert "seed" in (tmp_path / "failures.json").read_text()  # left as it was
+
+
 def test_damaged_cell_record_reruns_the_cell(tmp_path: Path) -> None:
     data = np.arange(100.0)
     run_grid(_grid(), mean_cell, tmp_path, shared=data, store=False, quiet=True)

@@ -145,6 +145,7 @@ class GridResult:
     reused: int
     failed: list[CellRecord]
     wall_seconds: float
+    not_run: int = 0  # cells left out by ``finished_only``
 
 
 @dataclass
@@ -400,6 +401,7 @@ def run_grid(
     store: Path | str | None | Literal[False] = None,
     quiet: bool = False,
     deterministic: bool = False,
+    finished_only: bool = False,
 ) -> GridResult:
     """Run the missing or failed cells of a grid; write ``results.csv`` and ``failures.json`` in ``out``.
 
@@ -418,6 +420,9 @@ def run_grid(
     quiet : no progress bar.
     deterministic : run every cell in deterministic mode (one thread, deterministic algorithms):
         the same numbers whatever ``threads`` and the executor.
+    finished_only : run nothing: ``results.csv`` (and the result) hold the cells already done. The
+        partial table of a long grid while other processes run its cells; ``failures.json`` is left
+        as it is.
     """
     from tqdm.auto import tqdm
 
@@ -449,6 +454,9 @@ def run_grid(
         else:
             todo.append(i)
     reused = len(cells) - len(todo)
+    not_run = 0
+    if finished_only:
+        not_run, todo = len(todo), []
 
     ex: Executor
     if isinstance(executor, str):
@@ -536,9 +544,10 @@ def run_grid(
 
     rows = [r for rs in rows_of for r in rs]
     write_results(out / "results.csv", rows)
-    atomic_write_text(out / "failures.json", json.dumps([asdict(f) for f in failed], indent=1) + "\n")
+    if not finished_only:
+        atomic_write_text(out / "failures.json", json.dumps([asdict(f) for f in failed], indent=1) + "\n")
     return GridResult(rows, [r for r in records if r is not None], len(todo) - len(failed), reused, failed,
-                      time.perf_counter() - t_start)
+                      time.perf_counter() - t_start, not_run)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -546,7 +555,8 @@ def run_grid(
 
 
 def add_grid_arguments(q: argparse.ArgumentParser) -> None:
-    """Add ``--executor``, ``--address``, ``--workers``, ``--cell-threads``, ``--cell-gpus`` and ``--store``."""
+    """Add ``--executor``, ``--address``, ``--workers``, ``--cell-threads``, ``--cell-gpus``, ``--finished-only``
+    and ``--store``."""
     g = q.add_argument_group("grid execution")
     g.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: cells one by one in this process (default); ray: cells as Ray tasks")
@@ -558,6 +568,9 @@ def add_grid_arguments(q: argparse.ArgumentParser) -> None:
                    help="torch threads inside each cell (default: --threads locally, 1 under Ray)")
     g.add_argument("--cell-gpus", type=float, default=0.0,
                    help="GPUs each cell reserves under Ray (e.g. 0.5: two cells per GPU; default 0: CPU only)")
+    g.add_argument("--finished-only", action="store_true",
+                   help="run no cell: write the table of the cells already finished (a long grid's partial "
+                        "table, also while other processes run its cells)")
     g.add_argument("--store", default=None, metavar="FILE",
                    help="results store every finished cell is appended to (default: the store's default "
                         "file; 'none': no store)")
@@ -577,7 +590,8 @@ def grid_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"executor": getattr(args, "executor", "local"), "address": getattr(args, "address", None),
             "workers": getattr(args, "workers", None), "threads": getattr(args, "cell_threads", None),
             "gpus": float(getattr(args, "cell_gpus", 0.0) or 0.0),
-            "store": _store_option(getattr(args, "store", None)), "quiet": bool(getattr(args, "quiet", False))}
+            "store": _store_option(getattr(args, "store", None)), "quiet": bool(getattr(args, "quiet", False)),
+            "finished_only": bool(getattr(args, "finished_only", False))}
 
 
 def _store_option(value: str | None) -> Path | None | Literal[False]:

@@ -387,6 +387,8 @@ def tune_grid_options(args: argparse.Namespace, *, deterministic: bool) -> dict[
     """The executor options of ``recwise tune`` (the grid flags; ``--store`` does not apply)."""
     if getattr(args, "store", None) is not None:
         raise ConfigError("option --store: recwise tune writes no result rows; its record is the study (--storage)")
+    if getattr(args, "finished_only", False):
+        raise ConfigError("option --finished-only is for recwise bench; a study's record is its --storage")
     grid = grid_options(args)
     grid["deterministic"] = deterministic
     return grid
