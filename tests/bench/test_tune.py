@@ -109,6 +109,7 @@ def test_presets_yaml_round_trips_into_the_bench_config(planted: Prepared, tmp_p
     (["--set", "train.lr=0.01"], "option --set train.lr: tune searches it"),
     (["--set", "model.fcn_dimz=64"], "fcn_dimz"),
     (["--store", "x.duckdb"], "option --store"),
+    (["--finished-only"], "option --finished-only is for recwise bench"),
     (["--preset", "/nonexistent/presets.yaml"], "option --preset: no file"),
 ])
 def test_bad_tune_options_are_one_line_errors(argv: list[str], pattern: str, tmp_path: Path,
