@@ -18,6 +18,7 @@ SRC = TESTS.parent / "src" / "recwise"
 EXCEPTIONS = {
     "test_layers.py": "DESIGN.md's import layers, over every module",
     "test_layout.py": "this file: the layout of tests/ itself",
+    "bench/test_records.py": "benchmarks/records/: the kept grid folders still match what their commands build",
     "data/datasets/test_msr_datasets.py": "the five MSR loaders (kuairand, aliccp, amazon, douban, mind)",
     "llm/test_config.py": "configs and parameters across _factory and _generator",
     "llmers/test_offline.py": "the offline steps of text, knowledge and interaction on ML-100K, and each method",
