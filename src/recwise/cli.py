@@ -112,14 +112,11 @@ def _seeds(text: str) -> list[int]:
             a, b = text.split("-", 1)
             seeds = list(range(int(a), int(b) + 1))
         else:
-            n = int(text)
-            if n < 1:
-                raise ConfigError(f"option --seeds must be >= 1; got {n}")
-            seeds = list(range(n))
-    except ConfigError:
-        raise
+            seeds = list(range(int(text)))
     except ValueError:
         raise ConfigError(f"option --seeds takes N, A-B or a list A,B,...; got {text!r}") from None
+    if form == "count" and not seeds:
+        raise ConfigError(f"option --seeds must be >= 1; got {text.strip()}")
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise ConfigError(f"option --seeds must name at least one seed, none negative or repeated; got {text!r}")
     return seeds
