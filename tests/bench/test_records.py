@@ -43,7 +43,7 @@ def test_kept_cells_match_the_current_code(name: str, ml100k_dir: Path, rw_home:
                                       "--seeds", ",".join(map(str, seeds)), "--data-dir", str(ml100k_dir)])
     task = get_task(args.task_name)
     units = task.expand_units(args.units)
-    shared, extra = task.load(args, None)
+    _, extra = task.load(args, None)
     keys = {c.path: c.key for c in task.cells(args, units, seeds, {**task.options(args, units), **extra})}
     for rec in records:
         cdir = folder / "cells" / rec["path"]

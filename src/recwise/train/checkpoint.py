@@ -23,7 +23,7 @@ from torch import nn
 from recwise.config import config_from_dict, config_to_dict
 from recwise.data.schema import Schema
 from recwise.errors import CheckpointError
-from recwise.results import usual_modes
+from recwise.results import atomic_write_text, usual_modes
 
 __all__ = ["load_model", "load_training_state", "save_model", "save_tensors", "save_training_state"]
 
@@ -55,10 +55,7 @@ def save_model(path: str | os.PathLike[str], model: nn.Module) -> Path:
     The JSON is written first: a ``.safetensors`` on disk always has its architecture beside it."""
     base = Path(path).with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
-    meta = base.with_name(f".{base.name}.json.tmp")
-    meta.write_text(json.dumps(model_meta(model), indent=1, default=list))
-    usual_modes(meta)
-    os.replace(meta, str(base) + ".json")
+    atomic_write_text(Path(str(base) + ".json"), json.dumps(model_meta(model), indent=1, default=list))
     return save_tensors(str(base) + ".safetensors", model.state_dict())
 
 

@@ -229,10 +229,6 @@ def _metrics_rows(res: dict[str, dict[str, float]], cell: PADRun, model: str, sp
             for seg, ms in res.items() for metric, value in ms.items() if metric not in ("users", "max_history")]
 
 
-def _save_weights(path: Path, model: nn.Module) -> None:
-    save_tensors(path, model.state_dict())
-
-
 def _load_weights(path: Path, model: nn.Module) -> None:
     try:
         tensors = load_file(str(path))
@@ -353,7 +349,7 @@ def run(
             if phase == 3 and gate_history:
                 pinfo["gate_history"] = gate_history
             if pdir is not None:
-                _save_weights(pdir / "model.safetensors", model)
+                save_tensors(pdir / "model.safetensors", model.state_dict())
                 atomic_write_text(pdir / "done.json", json.dumps({**pinfo, "wall_seconds": time.perf_counter() - t0},
                                                                  indent=1))
         model.to("cpu")
