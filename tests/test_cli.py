@@ -136,7 +136,9 @@ def test_bench_seeds_split_over_commands(ml100k_dir: Path, rw_home: Path, tmp_pa
     assert {r["seed"] for r in _read(out / "results.csv")} == {"0", "1", "2"}
     assert main([*base, "--seeds", "2,0"]) == 0
     assert "0 cells run, 2 reused" in capsys.readouterr().out
-    for bad, message in (("0", "option --seeds must be >= 1; got 0"), ("1-x", "option --seeds takes N, A-B"),
+    assert main([*base, "--seeds", "2-2", "--finished-only"]) == 0  # one seed alone
+    assert {r["seed"] for r in _read(out / "results.csv")} == {"2"}
+    for bad, message in (("0", "one seed alone is A-A, e.g. 0-0); got 0"), ("1-x", "option --seeds takes N, A-B"),
                          ("1,1", "none negative or repeated"), ("3-1", "at least one seed")):
         assert main([*base, "--seeds", bad]) == 2
         err = capsys.readouterr().err.strip()

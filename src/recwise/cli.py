@@ -116,7 +116,8 @@ def _seeds(text: str) -> list[int]:
     except ValueError:
         raise ConfigError(f"option --seeds takes N, A-B or a list A,B,...; got {text!r}") from None
     if form == "count" and not seeds:
-        raise ConfigError(f"option --seeds must be >= 1; got {text.strip()}")
+        raise ConfigError(f"option --seeds must be >= 1 (a count: seeds 0..N-1; one seed alone is A-A, e.g. 0-0); "
+                          f"got {text.strip()}")
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise ConfigError(f"option --seeds must name at least one seed, none negative or repeated; got {text!r}")
     return seeds
