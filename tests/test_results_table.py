@@ -37,3 +37,13 @@ def test_atomic_writes_get_the_mode_open_would_give_not_mkstemps_0600(tmp_path: 
         os.umask(old)
     assert mode == 0o644  # readable by the group and others, as a plain open() would make it
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_arm_table_keeps_the_given_order_and_one_segment() -> None:
+    from recwise.results import mean_std_table
+
+    rows = [*_rows("b", "all", [0.1, 0.3]), *_rows("a", "all", [0.5]), *_rows("a", "len=0-5", [0.9])]
+    header, rule, row_a, row_b, row_c = mean_std_table(rows, {"a": 1, "b": 2, "c": 3}, ["ndcg@10", "hit@10"])
+    assert header == "| arm | seeds | ndcg@10 | hit@10 |" and rule == "|---|---|---|---|"
+    assert row_a == "| a | 1 | 0.5000 | - |"  # len=0-5's 0.9 is another segment
+    assert row_b == "| b | 2 | 0.2000 ± 0.1414 | - |" and row_c == "| c | 3 | - | - |"

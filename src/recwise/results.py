@@ -17,8 +17,8 @@ from typing import IO, Any
 
 from recwise.errors import DataError
 
-__all__ = ["COLUMNS", "ResultRow", "atomic_open", "atomic_write_text", "mean_std_text", "read_results",
-           "stamp_run_json", "summary_markdown", "usual_modes", "write_results"]
+__all__ = ["COLUMNS", "ResultRow", "atomic_open", "atomic_write_text", "mean_std_table", "mean_std_text",
+           "read_results", "stamp_run_json", "summary_markdown", "usual_modes", "write_results"]
 
 
 def mean_std_text(values: list[float]) -> str:
@@ -29,6 +29,19 @@ def mean_std_text(values: list[float]) -> str:
     if len(values) == 1:
         return f"{mean:.4f}"
     return f"{mean:.4f} ± {math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)):.4f}"
+
+
+def mean_std_table(rows: Iterable[ResultRow], seeds: dict[str, int], metrics: list[str] | tuple[str, ...], *,
+                   first: str = "arm", segment: str = "all") -> list[str]:
+    """The lines of a markdown table: one line per key of ``seeds`` (a model or arm, in that order), its seed
+    count, then each metric's :func:`mean_std_text` over the rows of ``segment``."""
+    by: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in rows:
+        if r.segment == segment:
+            by[(r.model, r.metric)].append(r.value)
+    return [f"| {first} | seeds | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics),
+            *(f"| {u} | {n} | " + " | ".join(mean_std_text(by.get((u, m), [])) for m in metrics) + " |"
+              for u, n in seeds.items())]
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,18 @@ def test_compare_arms_sees_a_consistent_difference_only() -> None:
     assert comps["better"].p_holm >= comps["better"].p_value
     fisher = {c.arm: c for c in compare_arms(values, "base", "ndcg@10", test="fisher", n_permutations=2000)}
     assert fisher["better"].p_value < 0.01
+
+
+def test_paired_table_gives_each_arm_its_difference_and_holm_p() -> None:
+    from recwise.metrics.retrieval import paired_table
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.2, 0.6, 40)
+    values = {"base": {"ndcg@10": base, "mrr@10": base},
+              "better": {"ndcg@10": base + 0.1 + rng.normal(0, 0.001, 40), "mrr@10": base + 0.05 + rng.normal(0, 0.2, 40)}}
+    lines = paired_table(values, "base", ["better"], ["ndcg@10", "mrr@10"], "vs base:")
+    assert lines[:3] == ["", "vs base:", ""] and lines[3] == "| arm | ndcg@10 Δ | p | mrr@10 Δ | p |"
+    cells = [c.strip() for c in lines[5].strip("| ").split("|")]
+    assert cells[0] == "better" and abs(float(cells[1]) - 0.1) < 0.001 and float(cells[2]) < 1e-6
+    direct = compare_arms({"base": base, "better": values["better"]["mrr@10"]}, "base", "mrr@10")[0]
+    assert float(cells[4]) == pytest.approx(direct.p_holm, rel=1e-2) and float(cells[4]) > 1e-6

@@ -28,7 +28,7 @@ import numpy as np
 
 from recwise.errors import ConfigError, DataError, DependencyError
 
-__all__ = ["DEFAULT_METRICS", "ArmComparison", "compare_arms", "holm", "per_query"]
+__all__ = ["DEFAULT_METRICS", "ArmComparison", "compare_arms", "holm", "paired_table", "per_query"]
 
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map")
 Qrels = Mapping[str, Mapping[str, int]]
@@ -133,3 +133,20 @@ def compare_arms(values: Mapping[str, np.ndarray], baseline: str, metric: str, *
     adjusted = holm(raw) if raw else []
     return [ArmComparison(baseline, a, metric, int(base.shape[0]), float(base.mean()),
                           float(np.mean(values[a])), p, ph) for a, p, ph in zip(arms, raw, adjusted)]
+
+
+def paired_table(values: Mapping[str, Mapping[str, np.ndarray]], baseline: str, others: list[str],
+                 metrics: list[str] | tuple[str, ...], caption: str) -> list[str]:
+    """The lines of a markdown section: ``caption``, then one line per arm of ``others`` with, for each metric,
+    its mean's difference from ``baseline`` and the Holm-corrected p of :func:`compare_arms` (paired over queries).
+
+    ``values``: arm -> metric -> per-query values (the same queries, in the same order, for every arm).
+    """
+    comps = {m: {c.arm: c for c in compare_arms({a: values[a][m] for a in [baseline, *others]}, baseline, m)}
+             for m in metrics}
+    lines = ["", caption, "", "| arm | " + " | ".join(f"{m} Δ | p" for m in metrics) + " |",
+             "|---|" + "---|---|" * len(metrics)]
+    for a in others:
+        cells = (f"{comps[m][a].mean_arm - comps[m][a].mean_baseline:+.4f} | {comps[m][a].p_holm:.3g}" for m in metrics)
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    return lines

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recwise.results import mean_std_text
+from recwise.results import mean_std_table
 from recwise.tasks.base import Task, protocol_attribute
 
 if TYPE_CHECKING:
@@ -39,19 +39,13 @@ def bench_markdown(rows: list[ResultRow], cell_dirs: dict[str, list[Path]], data
     """Metrics (mean ± std over seeds) and paired t-tests over questions against ``baseline`` (Holm-corrected)."""
     import numpy as np
 
-    from recwise.metrics.retrieval import compare_arms
+    from recwise.metrics.retrieval import paired_table
 
     arms = [a for a in ARMS if a in cell_dirs] + sorted(a for a in cell_dirs if a not in ARMS)
-    by: dict[tuple[str, str], list[float]] = {}
-    for r in rows:
-        if r.segment == "all":
-            by.setdefault((r.model, r.metric), []).append(r.value)
-    metrics = [m for m in METRICS if any((a, m) in by for a in arms)]  # support recall: geofacts only
+    measured = {r.metric for r in rows if r.segment == "all"}
+    metrics = [m for m in METRICS if m in measured]  # support recall: geofacts only
     md = [f"# rag on {dataset}: test metrics, mean ± std over seeds\n",
-          "| arm | seeds | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
-    for a in arms:
-        cells = " | ".join(mean_std_text(by.get((a, m), [])) for m in metrics)
-        md.append(f"| {a} | {len(cell_dirs[a])} | {cells} |")
+          *mean_std_table(rows, {a: len(cell_dirs[a]) for a in arms}, metrics)]
     values: dict[str, dict[str, Any]] = {}
     for a in arms:
         docs = [json.loads((d / "per_query.json").read_text()) for d in cell_dirs[a]]
@@ -59,15 +53,9 @@ def bench_markdown(rows: list[ResultRow], cell_dirs: dict[str, list[Path]], data
             values[a] = {m: np.mean([doc[m] for doc in docs], axis=0) for m in metrics}
     others = [a for a in arms if a != baseline and a in values]
     if baseline in values and others:
-        md += ["", f"Paired t-test over questions vs {baseline} (per-question values averaged over seeds; "
-                   f"p Holm-corrected over {len(others)} arms):", "",
-               "| arm | " + " | ".join(f"{m} Δ | p" for m in metrics) + " |", "|---|" + "---|---|" * len(metrics)]
-        comps = {m: {c.arm: c for c in compare_arms({a: values[a][m] for a in [baseline, *others]}, baseline, m)}
-                 for m in metrics}
-        for a in others:
-            md.append(f"| {a} | " + " | ".join(
-                f"{comps[m][a].mean_arm - comps[m][a].mean_baseline:+.4f} | {comps[m][a].p_holm:.3g}"
-                for m in metrics) + " |")
+        md += paired_table(values, baseline, others, metrics,
+                           f"Paired t-test over questions vs {baseline} (per-question values averaged over seeds; "
+                           f"p Holm-corrected over {len(others)} arms):")
     return "\n".join(md) + "\n"
 
 

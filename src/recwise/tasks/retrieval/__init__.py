@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recwise.results import mean_std_text
+from recwise.results import mean_std_table
 from recwise.tasks.base import Task, protocol_attribute
 
 if TYPE_CHECKING:
@@ -37,18 +37,11 @@ def bench_markdown(rows: list[ResultRow], cell_dirs: dict[str, list[Path]], data
     """Metrics (mean ± std over seeds), paired tests over queries, synthesis counts and the false-negative audit."""
     import numpy as np
 
-    from recwise.metrics.retrieval import compare_arms
+    from recwise.metrics.retrieval import paired_table
 
     arms = [a for a in ARMS if a in cell_dirs] + sorted(a for a in cell_dirs if a not in ARMS)
-    by: dict[tuple[str, str], list[float]] = {}
-    for r in rows:
-        if r.segment == "all":
-            by.setdefault((r.model, r.metric), []).append(r.value)
     md = [f"# retrieval on {dataset}: k-fold test metrics over all judged queries, mean ± std over seeds\n",
-          "| arm | seeds | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
-    for a in arms:
-        cells = " | ".join(mean_std_text(by.get((a, m), [])) for m in METRICS)
-        md.append(f"| {a} | {len(cell_dirs[a])} | {cells} |")
+          *mean_std_table(rows, {a: len(cell_dirs[a]) for a in arms}, METRICS)]
     # per-query values averaged over seeds, paired over queries
     values: dict[str, dict[str, np.ndarray]] = {}
     for a in arms:
@@ -62,14 +55,8 @@ def bench_markdown(rows: list[ResultRow], cell_dirs: dict[str, list[Path]], data
         if mined in values and hybrids:
             families.append((mined, hybrids))
     for base, others in families:
-        md += ["", f"Paired t-test over queries vs {base} (ranx; p Holm-corrected over {len(others)} arms):", "",
-               "| arm | " + " | ".join(f"{m} Δ | p" for m in METRICS[:3]) + " |", "|---|" + "---|---|" * 3]
-        comps = {m: {c.arm: c for c in compare_arms({a: values[a][m] for a in [base, *others]}, base, m)}
-                 for m in METRICS[:3]}
-        for a in others:
-            md.append(f"| {a} | " + " | ".join(
-                f"{comps[m][a].mean_arm - comps[m][a].mean_baseline:+.4f} | {comps[m][a].p_holm:.3g}"
-                for m in METRICS[:3]) + " |")
+        md += paired_table(values, base, others, METRICS[:3],
+                           f"Paired t-test over queries vs {base} (ranx; p Holm-corrected over {len(others)} arms):")
     synth = []
     audits: dict[str, dict[str, Any]] = {}  # one per miner (bm25: the bm25 cell's ranking; dense: zeroshot's)
     for a in arms:
