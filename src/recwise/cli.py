@@ -245,8 +245,9 @@ def cmd_progress(args: argparse.Namespace) -> int:
 
     from recwise.bench.progress import format_progress, read_progress
 
-    rows = read_progress(args.folder)
-    print(format_progress(rows))
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip()) if args.metrics else ()
+    rows = read_progress(args.folder, metrics, args.segment)
+    print(format_progress(rows, metrics, args.segment))
     counts = Counter(r.status for r in rows)
     print("\n" + ", ".join(f"{v} {k}" for k, v in counts.items()) if rows else "no cells yet")
     return 0
@@ -303,8 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("progress", help="how far each cell of a bench folder has trained",
                        description="Per cell of a `recwise bench` output folder: done / failed / training / not "
                                    "started, epochs trained, best epoch and validation score, epochs since the "
-                                   "best against the patience, training seconds per epoch. Reads only.")
+                                   "best against the patience, training seconds per epoch; with --metrics, each "
+                                   "finished cell's test figures. Reads only.")
     p.add_argument("folder", type=Path, help="a `recwise bench` output folder (cells/)")
+    p.add_argument("--metrics", default="", help="comma-separated test metrics of each finished cell to add, "
+                                                 "e.g. ndcg@10,hit@10 (from the cell's results.csv)")
+    p.add_argument("--segment", default="all", help="the segment of those metrics (default all), e.g. len=5-20")
     _add_common(p)
     p.set_defaults(func=cmd_progress)
 

@@ -95,3 +95,24 @@ def test_progress_of_a_folder_without_cells_is_one_clear_error(tmp_path: Path,
     assert main(["progress", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(tmp_path) in err[0]
+
+
+def test_metrics_add_each_finished_cells_test_figures_and_a_misspelt_one_is_an_error(
+        planted: Prepared, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "grid"
+    run_grid([Cell("msr", "planted", "mmoe", s) for s in (0, 1)], _cell, out, shared=planted, store=False, quiet=True)
+    done, failed = read_progress(out, ("auc",))
+    assert done.test == (("auc", 0.7),) and failed.test == ()  # the failed cell has no results.csv
+    table = format_progress([done, failed], ("auc",))
+    assert table.splitlines()[0].endswith("| s/epoch | test auc |")
+    assert "| mmoe/seed0 | done | 4/8 | 2 | 0.7000 | 0.6500 | 2/2 |" in table and table.splitlines()[2].endswith(
+        "| 0.7000 |")
+    assert table.splitlines()[3].endswith("| - | - |")  # failed: no phases, no figure
+    with pytest.raises(DataError, match="no finished cell has test metric 'acu' on segment 'all'; they have auc"):
+        read_progress(out, ("acu",))
+    with pytest.raises(DataError, match="test segment 'scenario=0'; they have all"):
+        read_progress(out, ("auc",), "scenario=0")
+    assert main(["progress", str(out), "--metrics", "auc"]) == 0
+    assert "| test auc |" in capsys.readouterr().out
+    assert main(["progress", str(out), "--metrics", "auc,logloss"]) == 2
+    assert "'logloss'" in capsys.readouterr().err

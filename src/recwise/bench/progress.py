@@ -5,7 +5,8 @@ cells are in ``results.csv``; the unfinished ones live only in their training ch
 (``cells/<model>/seed<k>/**/checkpoint/state.json``, written after every epoch). This module reads
 both and says, per cell: done / failed / training (stopped or running) / not started, the epochs
 trained, the best epoch and its validation score, the epochs since the best against the patience,
-and the mean training seconds per epoch. It reads; it writes nothing and loads no model.
+and the mean training seconds per epoch; with ``metrics``, also each finished cell's test figures
+(from its own ``results.csv``). It reads; it writes nothing and loads no model.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recwise.errors import DataError
+from recwise.results import read_results
 
 __all__ = ["CellProgress", "PhaseProgress", "format_progress", "read_progress"]
 
@@ -43,6 +45,7 @@ class CellProgress:
     reason: str
     wall_seconds: float | None  # of a done or failed cell
     phases: tuple[PhaseProgress, ...]
+    test: tuple[tuple[str, float], ...] = ()  # (metric, value) of a done cell, as read_progress was asked
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -74,14 +77,26 @@ def _phase(state_file: Path, name: str) -> PhaseProgress | None:
     )
 
 
-def read_progress(out: Path) -> list[CellProgress]:
-    """Every cell folder under ``out/cells``, sorted by path (seeds numerically)."""
+def _test_values(cell_dir: Path, metrics: tuple[str, ...], segment: str,
+                 seen: set[tuple[str, str]]) -> tuple[tuple[str, float], ...]:
+    if not metrics or not (cell_dir / "results.csv").is_file():
+        return ()
+    tests = [r for r in read_results(cell_dir / "results.csv") if r.split == "test"]
+    seen.update((r.segment, r.metric) for r in tests)
+    got = {r.metric: r.value for r in tests if r.segment == segment}
+    return tuple((m, got.get(m, float("nan"))) for m in metrics)
+
+
+def read_progress(out: Path, metrics: tuple[str, ...] = (), segment: str = "all") -> list[CellProgress]:
+    """Every cell folder under ``out/cells``, sorted by path (seeds numerically); with ``metrics``, each done
+    cell's test value of each on ``segment`` (nan where its ``results.csv`` has none)."""
     out = Path(out)
     cells = out / "cells"
     if not cells.is_dir():
         raise DataError(f"{out}: no cells/ folder; is it the --out folder of a `recwise bench` run?")
     found = [d for d in cells.rglob("seed*") if d.is_dir() and d.name[4:].isdigit()]
     rows: list[CellProgress] = []
+    seen: set[tuple[str, str]] = set()  # (segment, metric) of the finished cells' test rows
     for d in found:
         rec = _read_json(d / "cell.json") or {}
         # one state per checkpoint folder: the folder's own, else the copy a kill during the swap left
@@ -99,7 +114,15 @@ def read_progress(out: Path) -> list[CellProgress]:
             status = "training" if phases else "not started"
         rows.append(CellProgress(d.relative_to(cells).as_posix(), str(status), str(rec.get("reason", "")),
                                  rec.get("wall_seconds") if rec.get("status") in ("done", "failed") else None,
-                                 phases))
+                                 phases, _test_values(d, metrics, segment, seen) if status == "done" else ()))
+    if seen:  # a misspelt name would otherwise print a column of dashes
+        if segment not in {seg for seg, _ in seen}:
+            raise DataError(f"{out}: no finished cell has test segment {segment!r}; they have "
+                            f"{', '.join(sorted({seg for seg, _ in seen}))}")
+        for m in metrics:
+            if (segment, m) not in seen:
+                raise DataError(f"{out}: no finished cell has test metric {m!r} on segment {segment!r}; they have "
+                                f"{', '.join(sorted({k for seg, k in seen if seg == segment}))}")
 
     def order(c: CellProgress) -> tuple[Any, ...]:
         head, _, seed = c.path.rpartition("/seed")
@@ -112,20 +135,28 @@ def _num(x: float, digits: int = 4) -> str:
     return "-" if x != x else f"{x:.{digits}f}"
 
 
-def format_progress(rows: list[CellProgress]) -> str:
-    """A markdown table, one line per cell and training phase."""
-    lines = ["| cell | status | epochs | best epoch | best val | last val | since best / patience | s/epoch |",
-             "|---|---|---|---|---|---|---|---|"]
+def format_progress(rows: list[CellProgress], metrics: tuple[str, ...] = (), segment: str = "all") -> str:
+    """A markdown table, one line per cell and training phase; ``metrics`` add a test column each (the values
+    :func:`read_progress` read for them, on the last line of a cell)."""
+    extra = [f"test {m}" + ("" if segment == "all" else f" {segment}") for m in metrics]
+    lines = ["| cell | status | epochs | best epoch | best val | last val | since best / patience | s/epoch |"
+             + "".join(f" {e} |" for e in extra),
+             "|---|---|---|---|---|---|---|---|" + "---|" * len(extra)]
+
+    def tested(c: CellProgress, last: bool) -> str:
+        values = dict(c.test) if last else {}
+        return "".join(f" {_num(values.get(m, float('nan')))} |" for m in metrics)
+
     for c in rows:
         status = c.status + (f" ({c.reason})" if c.status == "failed" and c.reason else "")
         if not c.phases:
-            lines.append(f"| {c.path} | {status} | - | - | - | - | - | - |")
+            lines.append(f"| {c.path} | {status} | - | - | - | - | - | - |" + tested(c, True))
             continue
-        for p in c.phases:
+        for i, p in enumerate(c.phases):
             name = c.path if p.name == "checkpoint" else f"{c.path} {p.name.removesuffix('/checkpoint')}"
             st = status if c.status != "training" else ("trained" if p.finished else "training")
             epochs = f"{p.epochs}" + (f"/{p.max_epochs}" if p.max_epochs else "")
             pat = f"{p.since_best}/{p.patience}" if p.patience is not None else f"{p.since_best}"
             lines.append(f"| {name} | {st} | {epochs} | {p.best_epoch} | {_num(p.best_val)} | {_num(p.last_val)} "
-                         f"| {pat} | {_num(p.seconds_per_epoch, 1)} |")
+                         f"| {pat} | {_num(p.seconds_per_epoch, 1)} |" + tested(c, i == len(c.phases) - 1))
     return "\n".join(lines)
