@@ -51,8 +51,8 @@ def test_paired_table_gives_each_arm_its_difference_and_holm_p() -> None:
 
     rng = np.random.default_rng(1)
     base = rng.uniform(0.2, 0.6, 40)
-    values = {"base": {"ndcg@10": base, "mrr@10": base},
-              "better": {"ndcg@10": base + 0.1 + rng.normal(0, 0.001, 40), "mrr@10": base + 0.05 + rng.normal(0, 0.2, 40)}}
+    better = {"ndcg@10": base + 0.1 + rng.normal(0, 0.001, 40), "mrr@10": base + 0.05 + rng.normal(0, 0.2, 40)}
+    values = {"base": {"ndcg@10": base, "mrr@10": base}, "better": better}
     lines = paired_table(values, "base", ["better"], ["ndcg@10", "mrr@10"], "vs base:")
     assert lines[:3] == ["", "vs base:", ""] and lines[3] == "| arm | ndcg@10 Δ | p | mrr@10 Δ | p |"
     cells = [c.strip() for c in lines[5].strip("| ").split("|")]
