@@ -288,12 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_list_datasets)
 
     p = sub.add_parser("compare", help="paired significance tests of a bench folder's models against a baseline",
-                       description="Paired t-test over seeds and (for AUC) a paired bootstrap over the test rows, "
+                       description="Paired t-test over seeds and a paired bootstrap over the test rows (AUC from "
+                                   "test_predictions.npz; Hit/NDCG/MRR@k over test users from test_ranks.npz), "
                                    "from a `recwise bench` output folder.")
     p.add_argument("folder", type=Path, help="a `recwise bench` output folder (results.csv, cells/)")
     p.add_argument("--baseline", required=True, help="the model every other model is compared with")
     p.add_argument("--metric", default="auc")
-    p.add_argument("--segment", default="all", help="all, or scenario=<i> (bootstrap for AUC on all/scenario)")
+    p.add_argument("--segment", default="all", help="all, scenario=<i> (msr) or len=<lo>-<hi> (sequential)")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--resample-seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.05)

@@ -18,7 +18,7 @@ from typing import IO, Any
 from recwise.errors import DataError
 
 __all__ = ["COLUMNS", "ResultRow", "atomic_open", "atomic_write_text", "mean_std_table", "mean_std_text",
-           "read_results", "stamp_run_json", "summary_markdown", "usual_modes", "write_results"]
+           "read_results", "stamp_run_json", "summary_markdown", "usual_modes", "write_arrays", "write_results"]
 
 
 def mean_std_text(values: list[float]) -> str:
@@ -108,6 +108,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to a temporary name beside ``path``, then rename it there, with the usual mode."""
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
+
+
+def write_arrays(path: Path, **columns: Any) -> None:
+    """Per-row outputs (test predictions, test ranks) as one ``.npz``, written to a temporary name, then renamed."""
+    import numpy as np
+
+    arrays = {k: np.asarray(v) for k, v in columns.items()}
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy: a key could be allow_pickle
 
 
 def write_results(path: Path, rows: Iterable[ResultRow]) -> None:

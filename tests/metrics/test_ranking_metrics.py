@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from recwise.metrics.ranking import mask_history, ranking_metrics, target_ranks
+from recwise.metrics.ranking import mask_history, rank_gains, ranking_metrics, target_ranks
 
 
 def test_ranks_and_metrics_by_hand() -> None:
@@ -23,6 +23,17 @@ def test_ranks_and_metrics_by_hand() -> None:
     assert m["ndcg@3"] == pytest.approx((2 / math.log2(4) + 1) / 3)
     assert m["mrr@3"] == pytest.approx((1 / 3 + 1 + 1 / 3) / 3)
     assert m["ndcg@1"] == pytest.approx(1 / 3)
+
+
+def test_per_user_gains_average_to_the_metrics() -> None:
+    ranks = np.array([0, 1, 2, 9, 10, 25, 3, 0])
+    m = ranking_metrics(ranks, ks=(1, 10, 20))
+    for name, value in m.items():
+        gains = rank_gains(ranks, name)
+        assert gains is not None and gains.shape == ranks.shape and gains.mean() == pytest.approx(value, abs=1e-15)
+    assert rank_gains(ranks, "ndcg@10").tolist()[:3] == pytest.approx([1.0, 1 / math.log2(3), 0.5])
+    assert rank_gains(ranks, "mrr@10")[4] == 0.0 and rank_gains(ranks, "hit@20")[4] == 1.0
+    assert all(rank_gains(ranks, m) is None for m in ("auc", "ndcg", "ndcg@0", "recall@10", "ndcg@x"))
 
 
 def test_constant_scores_rank_last() -> None:

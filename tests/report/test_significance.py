@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from recwise.cli import main
+from recwise.errors import DataError
 from recwise.metrics import auc
+from recwise.metrics.ranking import ranking_metrics
 from recwise.report.significance import compare_grid, comparison_markdown
 from recwise.results import ResultRow, write_results
 
@@ -69,3 +71,40 @@ def test_cli_compare_writes_the_table_and_rejects_a_bad_baseline(tmp_path: Path,
     assert main(["compare", str(tmp_path), "--baseline", "flor"]) == 2
     err = capsys.readouterr().err.strip()
     assert "did you mean 'floor'" in err and len(err.splitlines()) == 1
+
+
+def _seq_bench(out: Path, shift: dict[str, float], seeds: int = 3, users: int = 900) -> None:
+    """A sequential bench folder: per model and seed every test user's rank (test_ranks.npz), and the metrics."""
+    rng = np.random.default_rng(1)
+    hard = rng.exponential(8.0, users)  # how hard each user's target is: shared by every model
+    length = rng.integers(1, 50, users)
+    result = []
+    for model, gain in shift.items():
+        for s in range(seeds):
+            rank = np.maximum(0, np.round(hard * (1 - gain) + rng.exponential(2.0, users))).astype(np.int64)
+            cell = out / "cells" / model / f"seed{s}"
+            cell.mkdir(parents=True)
+            np.savez(cell / "test_ranks.npz", user=np.arange(users), target=np.ones(users, np.int64),
+                     item_len=length, rank=rank)
+            for seg, sel in (("all", length >= 0), ("len=5-20", (length >= 5) & (length < 20))):
+                for metric, value in ranking_metrics(rank[sel], (10,)).items():
+                    result.append(ResultRow("sequential", "toy", model, s, "test", seg, metric, value))
+    write_results(out / "results.csv", result)
+
+
+def test_sequential_folders_bootstrap_over_test_users(tmp_path: Path) -> None:
+    _seq_bench(tmp_path, {"base": 0.0, "good": 0.5, "twin": 0.0})
+    comps = {c.model: c for c in compare_grid(tmp_path, "base", metric="ndcg@10", n_resamples=500)}
+    good, twin = comps["good"], comps["twin"]
+    assert good.bootstrap is not None and good.bootstrap.n_rows == 900
+    assert good.bootstrap.mean_diff == pytest.approx(good.mean - good.baseline_mean, abs=2e-6)
+    assert good.bootstrap.p_value < 0.01 and good.verdict() == "better"
+    assert twin.bootstrap is not None and twin.verdict() == "not separated"
+    seg = compare_grid(tmp_path, "base", metric="hit@10", segment="len=5-20", n_resamples=200)
+    assert {c.model: c for c in seg}["good"].bootstrap.n_rows < 900  # type: ignore[union-attr]
+    np.savez(tmp_path / "cells" / "good" / "seed1" / "test_ranks.npz", user=np.arange(1, 901),
+             target=np.ones(900), item_len=np.ones(900), rank=np.zeros(900))
+    with pytest.raises(DataError, match="test users differ"):
+        compare_grid(tmp_path, "base", metric="ndcg@10", n_resamples=10)
+    (tmp_path / "cells" / "good" / "seed1" / "test_ranks.npz").unlink()
+    assert {c.model: c for c in compare_grid(tmp_path, "base", metric="ndcg@10")}["good"].bootstrap is None

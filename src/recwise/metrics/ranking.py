@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["hit_at_k", "mask_history", "mrr_at_k", "ndcg_at_k", "ranking_metrics", "target_ranks"]
+__all__ = ["hit_at_k", "mask_history", "mrr_at_k", "ndcg_at_k", "rank_gains", "ranking_metrics", "target_ranks"]
 
 
 def target_ranks(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -62,6 +62,18 @@ def mrr_at_k(ranks: np.ndarray, k: int) -> float:
     if not len(r):
         return float("nan")
     return float(np.mean(np.where(r < k, 1.0 / (r + 1.0), 0.0)))
+
+
+def rank_gains(ranks: np.ndarray, metric: str) -> np.ndarray | None:
+    """Each row's own value of ``metric`` (``hit@k``, ``ndcg@k``, ``mrr@k``) from its 0-based rank,
+    as float64: the metric is their mean. None when ``metric`` is not one of these (AUC, a loss)."""
+    name, _, k_text = metric.partition("@")
+    if name not in ("hit", "ndcg", "mrr") or not k_text.isdigit() or int(k_text) < 1:
+        return None
+    r, k = _ranks(ranks), int(k_text)
+    if name == "hit":
+        return (r < k).astype(np.float64)
+    return np.where(r < k, 1.0 / (np.log2(r + 2.0) if name == "ndcg" else r + 1.0), 0.0)
 
 
 def ranking_metrics(ranks: np.ndarray, ks: Sequence[int] = (5, 10, 20)) -> dict[str, float]:

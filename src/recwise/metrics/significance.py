@@ -9,6 +9,8 @@
   much the AUC difference moves with the test set; with several seeds it bootstraps the difference
   of the seed-averaged AUCs. The AUC of each resample is computed exactly (ties count one half,
   as in scikit-learn) from the resample counts of the rows, without a Python loop per resample.
+* :func:`paired_bootstrap_mean`: the same paired bootstrap for a metric that is a mean of per-row
+  values (Hit@k, NDCG@k, MRR@k of one target per user: :func:`recwise.metrics.ranking.rank_gains`).
 
 Both answer for one test set and one protocol; neither says the difference carries over to
 another dataset.
@@ -19,6 +21,7 @@ Examples
 PairedTest(mean_diff=0.009, t=..., p_value=..., n=3)
 >>> paired_bootstrap_auc(y, prob_star, prob_mmoe, n_resamples=1000)          # doctest: +SKIP
 BootstrapTest(mean_diff=..., ci_low=..., ci_high=..., p_value=..., n_resamples=1000, n_rows=...)
+>>> paired_bootstrap_mean(rank_gains(ranks_sigma, "ndcg@10"), rank_gains(ranks_sasrec, "ndcg@10"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 
 from recwise.errors import DataError
 
-__all__ = ["BootstrapTest", "PairedTest", "paired_bootstrap_auc", "paired_seed_test"]
+__all__ = ["BootstrapTest", "PairedTest", "paired_bootstrap_auc", "paired_bootstrap_mean", "paired_seed_test"]
 
 
 @dataclass(frozen=True)
@@ -46,13 +49,13 @@ class PairedTest:
 
 @dataclass(frozen=True)
 class BootstrapTest:
-    """A paired bootstrap of ``AUC(a) - AUC(b)``.
+    """A paired bootstrap of ``metric(a) - metric(b)`` over test rows (AUC, or a mean of per-row values).
 
-    ``mean_diff`` is the difference on all rows (seed-averaged AUCs); ``ci_low``/``ci_high`` the
+    ``mean_diff`` is the difference on all rows (of the seed-averaged metrics); ``ci_low``/``ci_high`` the
     2.5 and 97.5 percentiles of the resampled differences; ``p_value`` twice the share of resamples
     whose difference does not have the sign of ``mean_diff`` (1 when ``mean_diff`` is 0), capped at 1;
     0 means below ``2 / n_resamples``, the resolution of the test.
-    ``n_resamples`` counts the resamples used (one holding a single class has no AUC and is left out).
+    ``n_resamples`` counts the resamples used (for AUC, one holding a single class has none and is left out).
     """
 
     mean_diff: float
@@ -166,7 +169,11 @@ def paired_bootstrap_auc(y_true: np.ndarray, prob_a: np.ndarray, prob_b: np.ndar
         idx = rng.integers(0, n, size=(r, n))  # resample k draws the rows idx[k]
         counts = np.bincount((idx * r + np.arange(r)[:, None]).ravel(), minlength=n * r).reshape(n, r)
         diffs.append(diff(counts.astype(dtype, copy=False)))
-    d = np.concatenate(diffs)
+    return _summary(observed, np.concatenate(diffs), n)
+
+
+def _summary(observed: float, d: np.ndarray, n: int) -> BootstrapTest:
+    """The test from the observed difference and the resampled ones (NaN resamples left out)."""
     d = d[~np.isnan(d)]
     if not len(d):
         return BootstrapTest(observed, float("nan"), float("nan"), float("nan"), 0, n)
@@ -177,3 +184,30 @@ def paired_bootstrap_auc(y_true: np.ndarray, prob_a: np.ndarray, prob_b: np.ndar
         p = min(1.0, 2.0 * other / len(d))
     lo, hi = np.percentile(d, [2.5, 97.5])
     return BootstrapTest(observed, float(lo), float(hi), float(p), len(d), n)
+
+
+def paired_bootstrap_mean(values_a: np.ndarray, values_b: np.ndarray, *, n_resamples: int = 1000,
+                          seed: int = 0, chunk: int = 256) -> BootstrapTest:
+    """Paired bootstrap test of ``mean(values_a) - mean(values_b)``: per-row values of a metric that
+    is their mean (a user's NDCG@10 gain, say).
+
+    ``values_a``, ``values_b``: (rows,) or (seeds, rows), one row of values per seed, the same rows in
+    the same order for both (the two may hold different numbers of seeds). Rows are resampled with
+    replacement, the same rows for both models and every seed; the difference is of the seed-averaged
+    means. ``seed`` seeds the resampling (the same seed gives the same test).
+    """
+    a, b = np.asarray(values_a, dtype=np.float64), np.asarray(values_b, dtype=np.float64)
+    a, b = (a[None, :] if a.ndim == 1 else a), (b[None, :] if b.ndim == 1 else b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or not a.shape[1] or not a.shape[0] or not b.shape[0]:
+        raise DataError(f"paired_bootstrap_mean needs values over the same non-empty rows, as (rows,) or "
+                        f"(seeds, rows); got shapes {np.shape(values_a)} and {np.shape(values_b)}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise DataError("paired_bootstrap_mean: the per-row values hold NaN or inf")
+    if n_resamples < 1:
+        raise DataError(f"n_resamples must be >= 1; got {n_resamples}")
+    d = a.mean(0) - b.mean(0)  # the mean over rows commutes with the mean over seeds
+    n = len(d)
+    rng = np.random.default_rng(seed)
+    diffs = [d[rng.integers(0, n, size=(min(chunk, n_resamples - s), n))].mean(1)
+             for s in range(0, n_resamples, chunk)]
+    return _summary(float(d.mean()), np.concatenate(diffs), n)

@@ -4,9 +4,11 @@ For every model against a baseline, on one metric and segment of the test split:
 
 * a paired t-test over the seeds both have (:func:`recwise.metrics.paired_seed_test`): does the
   model beat the baseline by more than seed noise?
-* for AUC, a paired bootstrap over the test rows (:func:`recwise.metrics.paired_bootstrap_auc`) of
-  the seed-averaged AUC difference, from each cell's ``test_predictions.npz``: is the difference
-  larger than what resampling the test set gives?
+* a paired bootstrap over the test rows of the seed-averaged difference: is it larger than what
+  resampling the test set gives? For AUC (:func:`recwise.metrics.paired_bootstrap_auc`) from each
+  cell's ``test_predictions.npz``; for Hit@k, NDCG@k, MRR@k (:func:`recwise.metrics.paired_bootstrap_mean`
+  over test users) from each sequential cell's ``test_ranks.npz``, overall or per history-length
+  group (``--segment len=5-20``).
 
 A model is called *better* (or *worse*) only when both tests give p < ``alpha`` with the same sign
 as the mean difference; otherwise the two are *not separated* by this evidence.
@@ -21,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from recwise.errors import ConfigError, DataError
-from recwise.metrics.significance import BootstrapTest, PairedTest, paired_bootstrap_auc, paired_seed_test
+from recwise.metrics.ranking import rank_gains
+from recwise.metrics.significance import (
+    BootstrapTest,
+    PairedTest,
+    paired_bootstrap_auc,
+    paired_bootstrap_mean,
+    paired_seed_test,
+)
 from recwise.registry import did_you_mean
 from recwise.results import ResultRow, lower_is_better, read_results
 
@@ -37,7 +46,7 @@ class Comparison:
     std: float
     baseline_mean: float
     seed_test: PairedTest
-    bootstrap: BootstrapTest | None  # None: not AUC, or predictions missing
+    bootstrap: BootstrapTest | None  # None: a metric without per-row outputs, or a cell's file missing
 
     def verdict(self, alpha: float = 0.05, *, lower_better: bool = False) -> str:
         diff = self.mean - self.baseline_mean
@@ -83,6 +92,39 @@ def _predictions(out: Path, model: str, seeds: tuple[int, ...], segment: str) ->
     return labels, np.stack(probs)
 
 
+def _gains(out: Path, model: str, seeds: tuple[int, ...], metric: str,
+           segment: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(users, values (seeds x users))``: each test user's ``metric`` from the model's ``test_ranks.npz``,
+    in ``segment`` (``all`` or ``len=lo-hi``); None when a file is missing or the segment is another kind."""
+    users: np.ndarray | None = None
+    values = []
+    for s in seeds:
+        path = out / "cells" / model / f"seed{s}" / "test_ranks.npz"
+        if not path.exists():
+            return None
+        with np.load(path) as d:
+            u, r, length = d["user"], d["rank"], d["item_len"]
+        if segment.startswith("len="):
+            lo, _, hi = segment[4:].partition("-")
+            try:
+                keep = (length >= float(lo)) & (length < float(hi))
+            except ValueError:
+                return None
+            u, r = u[keep], r[keep]
+        elif segment != "all":
+            return None
+        g = rank_gains(r, metric)
+        if g is None:
+            return None
+        if users is None:
+            users = u
+        elif not np.array_equal(users, u):
+            raise DataError(f"{path}: its test users differ from seed {seeds[0]}'s; the cells saw other test data")
+        values.append(g)
+    assert users is not None
+    return users, np.stack(values)
+
+
 def compare_grid(out: Path, baseline: str, *, metric: str = "auc", segment: str = "all", split: str = "test",
                  n_resamples: int = 1000, seed: int = 0) -> list[Comparison]:
     """Every model of the bench folder ``out`` against ``baseline`` (see the module docstring)."""
@@ -110,6 +152,12 @@ def compare_grid(out: Path, baseline: str, *, metric: str = "auc", segment: str 
                 if not np.array_equal(pm[0], pb[0]):
                     raise DataError(f"{out}: '{model}' and '{baseline}' were tested on different rows")
                 boot = paired_bootstrap_auc(pm[0], pm[1], pb[1], n_resamples=n_resamples, seed=seed)
+        elif split == "test" and rank_gains(np.zeros(1), metric) is not None:
+            gm, gb = _gains(out, model, seeds, metric, segment), _gains(out, baseline, seeds, metric, segment)
+            if gm is not None and gb is not None:
+                if not np.array_equal(gm[0], gb[0]):
+                    raise DataError(f"{out}: '{model}' and '{baseline}' were tested on different users")
+                boot = paired_bootstrap_mean(gm[1], gb[1], n_resamples=n_resamples, seed=seed)
         result.append(Comparison(model, baseline, seeds, float(np.mean(a)),
                                  float(np.std(a, ddof=1)) if len(a) > 1 else 0.0, float(np.mean(b)),
                                  paired_seed_test(a, b), boot))

@@ -30,11 +30,11 @@ from recwise.data.table import Batch, TableStream
 from recwise.errors import ConfigError
 from recwise.metrics import auc, logloss
 from recwise.registry import get_model
-from recwise.results import ResultRow, atomic_open, atomic_write_text, write_results
+from recwise.results import ResultRow, atomic_write_text, write_arrays, write_results
 from recwise.train import TrainConfig, Trainer, predict, save_model, seed_everything
 from recwise.train.trainer import dist_info, init_distributed
 
-__all__ = ["MSRRun", "bce_loss", "evaluate", "load_preset", "resolve_configs", "run", "write_predictions"]
+__all__ = ["MSRRun", "bce_loss", "evaluate", "load_preset", "resolve_configs", "run"]
 
 TASK = "msr"
 PRESETS = Path(__file__).resolve().parents[2] / "configs" / "msr"
@@ -102,19 +102,13 @@ def evaluate(
         label = data["label"].numpy()
         scen = data["scenario"].numpy()
     if predictions is not None:
-        write_predictions(predictions, label=label, scenario=scen, prob=prob)
+        write_arrays(predictions, label=label, scenario=scen, prob=prob)
     out = {"all": {"auc": auc(label, prob), "logloss": logloss(label, prob)}}
     for k in range(n_scenarios):
         m = scen == k
         out[f"scenario={k}"] = {"auc": auc(label[m], prob[m]), "logloss": logloss(label[m], prob[m]),
                                 "rows": float(m.sum())}
     return out
-
-
-def write_predictions(path: Path, **columns: np.ndarray) -> None:
-    """Per-row outputs as one ``.npz`` (written to a temporary name, then renamed)."""
-    with atomic_open(path, "wb") as fh:
-        np.savez(fh, **{k: np.asarray(v) for k, v in columns.items()})  # type: ignore[arg-type]  # numpy: a key could be allow_pickle
 
 
 def resolve_configs(

@@ -11,6 +11,9 @@
   evaluated example, as SIGMA's ``custom_trainer.py``).
 * CE over all items, Adam (lr 1e-3, no weight decay), model selection and early stopping
   (patience 10) on validation NDCG@10, best weights restored.
+* A cell folder keeps every test user's rank (``test_ranks.npz``: ``user``, ``target``, ``item_len``,
+  ``rank``), from which ``recwise compare`` runs a paired bootstrap over test users;
+  :func:`write_test_ranks` re-scores a cell finished before ranks were kept, from its saved model.
 
 Training examples (``data.examples``): ``prefix`` (RecBole), ``sequence`` (one window per
 ``max_len`` targets, a loss at every position) or ``cloze`` (BERT4Rec). ``auto`` takes the model's
@@ -35,16 +38,16 @@ import recwise
 from recwise.config import config_from_dict, config_hash, config_to_dict
 from recwise.data.sequence import SeqDataConfig, Sequences, eval_inputs, make_examples, seq_schema
 from recwise.data.table import Batch
-from recwise.errors import ConfigError
+from recwise.errors import ConfigError, DataError
 from recwise.metrics.ranking import ranking_metrics
 from recwise.metrics.sequential import KS, LENGTH_GROUPS, length_group, model_ranks
 from recwise.registry import get_model
-from recwise.results import ResultRow, atomic_write_text, write_results
-from recwise.train import TrainConfig, Trainer, save_model, seed_everything
+from recwise.results import ResultRow, atomic_write_text, read_results, write_arrays, write_results
+from recwise.train import TrainConfig, Trainer, load_model, save_model, seed_everything
 from recwise.train.memory import return_freed_memory
 from recwise.train.presets import sequential_train_defaults
 
-__all__ = ["PRESETS", "SeqRun", "evaluate", "load_preset", "resolve_preset", "run", "seq_loss"]
+__all__ = ["PRESETS", "SeqRun", "evaluate", "load_preset", "resolve_preset", "run", "seq_loss", "write_test_ranks"]
 
 TASK = "sequential"
 PRESETS = Path(__file__).resolve().parents[2] / "configs" / "seq"
@@ -122,13 +125,20 @@ def seq_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Batch, items: torch.Tensor, *, mask: bool = False, batch_size: int = 4096,
-             ks: tuple[int, ...] = KS) -> dict[str, dict[str, float]]:
+             ks: tuple[int, ...] = KS, ranks_out: Path | None = None) -> dict[str, dict[str, float]]:
     """Full-ranking metrics overall (``all``) and per history-length group (``len=lo-hi``).
 
-    ``items`` is the flat item array of the sequences (for history masking).
+    ``items`` is the flat item array of the sequences (for history masking). ``ranks_out``: also
+    write each row's user, target, history length and 0-based rank there (``.npz``).
     """
     r = model_ranks(model, data, items, mask=mask, batch_size=batch_size)
-    lengths = data["item_len"].numpy()
+    if ranks_out is not None:
+        write_arrays(ranks_out, user=data["user"].numpy(), target=data["target"].numpy(),
+                     item_len=data["item_len"].numpy(), rank=r)
+    return _metrics(r, data["item_len"].numpy(), ks)
+
+
+def _metrics(r: np.ndarray, lengths: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, dict[str, float]]:
     out = {"all": {**ranking_metrics(r, ks), "users": float(len(r))}}
     for lo, hi in LENGTH_GROUPS:
         sel = (lengths >= lo) & (lengths < hi)
@@ -151,7 +161,7 @@ def run(
 ) -> list[ResultRow]:
     """Train and test one model on one dataset with one seed; returns result rows.
 
-    ``out_dir`` receives ``results.csv``, ``run.json``, the best model and ``checkpoint/``.
+    ``out_dir`` receives ``results.csv``, ``run.json``, ``test_ranks.npz``, the best model and ``checkpoint/``.
     """
     dcfg = config_from_dict(SeqDataConfig, data_options or {}, where="data")
     cls = get_model(TASK, cell.model)
@@ -187,7 +197,9 @@ def run(
     rows: list[ResultRow] = []
     metrics_by_split = {}
     for split, data in (("val", val), ("test", test)):
-        res = evaluate(model, data, items, mask=dcfg.mask_history, batch_size=tcfg.eval_batch_size)
+        ranks_out = out_dir / "test_ranks.npz" if split == "test" and out_dir is not None else None
+        res = evaluate(model, data, items, mask=dcfg.mask_history, batch_size=tcfg.eval_batch_size,
+                       ranks_out=ranks_out)
         metrics_by_split[split] = res
         for segment, metrics in res.items():
             for metric, value in metrics.items():
@@ -211,3 +223,38 @@ def run(
         }
         atomic_write_text(out_dir / "run.json", json.dumps(info, indent=1, default=list))
     return rows
+
+
+def write_test_ranks(cell_dir: Path, seqs: Sequences, *, data_key: str | None = None) -> Path:
+    """Re-score the test users with a finished cell's saved model (``model.safetensors``, the best
+    weights) and write the cell's ``test_ranks.npz``: for cells finished before the protocol kept ranks.
+
+    The ranks must give the cell's own test metrics (``results.csv``, every metric and segment to its
+    6 decimals), else nothing is written and a :class:`DataError` names the first that differs: the
+    model, the data or the code is not the cell's. ``data_key``: the loaded data's key, checked against
+    the cell's ``run.json``.
+    """
+    info_path = cell_dir / "run.json"
+    if not info_path.exists() or not (cell_dir / "results.csv").exists():
+        raise DataError(f"{cell_dir}: not a finished sequential cell (no run.json or results.csv)")
+    info = json.loads(info_path.read_text())
+    if data_key is not None and info.get("data_key") not in (None, data_key):
+        raise DataError(f"{info_path}: the cell was trained on data {info['data_key']}, not the loaded {data_key}")
+    dcfg = config_from_dict(SeqDataConfig, info["data_config"], where=f"{info_path}: data_config")
+    model = load_model(cell_dir / "model", task=TASK)
+    test = eval_inputs(seqs, "test", info["max_len"], dcfg.padding)
+    items = torch.from_numpy(np.asarray(seqs.items))
+    r = model_ranks(model, test, items, mask=dcfg.mask_history,
+                    batch_size=int(info["train_config"].get("eval_batch_size", 4096)))
+    got = _metrics(r, test["item_len"].numpy())
+    for row in read_results(cell_dir / "results.csv"):
+        if row.split != "test":
+            continue
+        value = got.get(row.segment, {}).get(row.metric)
+        if value is None or f"{value:.6f}" != f"{row.value:.6f}":
+            raise DataError(f"{cell_dir}: re-scored test {row.metric} ({row.segment}) is {value}, the cell's "
+                            f"results.csv has {row.value:.6f}; test_ranks.npz not written")
+    path = cell_dir / "test_ranks.npz"
+    write_arrays(path, user=test["user"].numpy(), target=test["target"].numpy(),
+                 item_len=test["item_len"].numpy(), rank=r)
+    return path
