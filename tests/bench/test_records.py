@@ -8,9 +8,11 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recwise.cli import build_parser
+from recwise.metrics.ranking import rank_gains
 from recwise.tasks.base import get_task
 
 RECORDS = Path(__file__).resolve().parents[2] / "benchmarks" / "records"
@@ -57,3 +59,24 @@ def test_kept_cells_match_the_current_code(name: str, ml100k_dir: Path, rw_home:
         # the checkpoint's state (0-based epochs) is that of the finished training run.json reports
         assert state["finished"] and state["epoch"] + 1 == run["epochs_run"], cdir
         assert state["best_epoch"] == run["best_epoch"], cdir
+        _check_test_ranks(cdir, rows)
+
+
+def _check_test_ranks(cdir: Path, rows: list[dict]) -> None:
+    """A sequential cell's test_ranks.npz (what `recwise compare` bootstraps over) gives its test metrics."""
+    if rows[0]["task"] != "sequential":
+        return
+    with np.load(cdir / "test_ranks.npz") as d:
+        ranks, length = d["rank"], d["item_len"]
+    groups = {"all": np.ones(len(ranks), dtype=bool)}
+    for r in rows:
+        if r["split"] == "test" and r["metric"] != "users" and r["segment"] not in groups:
+            lo, _, hi = r["segment"].removeprefix("len=").partition("-")
+            groups[r["segment"]] = (length >= float(lo)) & (length < float(hi))
+    checked = 0
+    for r in rows:
+        gains = rank_gains(ranks[groups[r["segment"]]], r["metric"]) if r["split"] == "test" else None
+        if gains is not None and len(gains):
+            assert f"{gains.mean():.6f}" == r["value"], f"{cdir}: test {r['metric']} ({r['segment']})"
+            checked += 1
+    assert checked >= 18, cdir  # 9 metrics on all and on each non-empty length group
