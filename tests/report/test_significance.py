@@ -12,7 +12,7 @@ from recwise.errors import DataError
 from recwise.metrics import auc
 from recwise.metrics.ranking import ranking_metrics
 from recwise.report.significance import compare_grid, comparison_markdown
-from recwise.results import ResultRow, write_results
+from recwise.results import ResultRow, read_results, write_results
 
 
 def _bench(out: Path, noise: dict[str, float], seeds: int = 3, rows: int = 4000) -> None:
@@ -108,3 +108,13 @@ def test_sequential_folders_bootstrap_over_test_users(tmp_path: Path) -> None:
         compare_grid(tmp_path, "base", metric="ndcg@10", n_resamples=10)
     (tmp_path / "cells" / "good" / "seed1" / "test_ranks.npz").unlink()
     assert {c.model: c for c in compare_grid(tmp_path, "base", metric="ndcg@10")}["good"].bootstrap is None
+
+
+def test_the_header_names_one_baseline_mean_only_when_every_row_has_the_same_seeds(tmp_path: Path) -> None:
+    _bench(tmp_path, {"floor": 2.0, "good": 1.0, "twin": 2.0})
+    comps = compare_grid(tmp_path, "floor", n_resamples=50)
+    assert f"against **floor** ({comps[0].baseline_mean:.4f})" in comparison_markdown(comps)
+    rows = [r for r in read_results(tmp_path / "results.csv") if not (r.model == "twin" and r.seed == 2)]
+    write_results(tmp_path / "results.csv", rows)
+    comps = compare_grid(tmp_path, "floor", n_resamples=50)
+    assert "each row over the seeds it shares with floor" in comparison_markdown(comps)

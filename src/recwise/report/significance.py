@@ -177,8 +177,11 @@ def comparison_markdown(comps: list[Comparison], *, metric: str = "auc", segment
         return "no model shares a seed with the baseline\n"
     lower = lower_is_better(metric)
     base = comps[0].baseline
-    lines = [f"Test {metric} ({segment}) against **{base}** ({comps[0].baseline_mean:.4f}); "
-             f"verdict at alpha = {alpha}: both tests agree.", "",
+    if len({c.seeds for c in comps}) == 1:
+        against = f"**{base}** ({comps[0].baseline_mean:.4f})"
+    else:  # the baseline's mean differs from row to row
+        against = f"**{base}** (each row over the seeds it shares with {base})"
+    lines = [f"Test {metric} ({segment}) against {against}; verdict at alpha = {alpha}: both tests agree.", "",
              f"| model | seeds | {metric} mean ± std | Δ vs {base} | paired t p (seeds) | bootstrap Δ [95% CI] "
              f"| bootstrap p (test rows) | verdict |", "|---|---|---|---|---|---|---|---|"]
     order = sorted(comps, key=lambda c: c.mean, reverse=not lower)
