@@ -104,7 +104,7 @@ def test_sequential_folders_bootstrap_over_test_users(tmp_path: Path) -> None:
     assert {c.model: c for c in seg}["good"].bootstrap.n_rows < 900  # type: ignore[union-attr]
     np.savez(tmp_path / "cells" / "good" / "seed1" / "test_ranks.npz", user=np.arange(1, 901),
              target=np.ones(900), item_len=np.ones(900), rank=np.zeros(900))
-    with pytest.raises(DataError, match="test users differ"):
+    with pytest.raises(DataError, match="test rows differ"):
         compare_grid(tmp_path, "base", metric="ndcg@10", n_resamples=10)
     (tmp_path / "cells" / "good" / "seed1" / "test_ranks.npz").unlink()
     assert {c.model: c for c in compare_grid(tmp_path, "base", metric="ndcg@10")}["good"].bootstrap is None

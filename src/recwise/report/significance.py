@@ -17,8 +17,10 @@ as the mean difference; otherwise the two are *not separated* by this evidence.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,42 +70,50 @@ def _values(rows: list[ResultRow], metric: str, segment: str, split: str) -> dic
     return out
 
 
-def _predictions(out: Path, model: str, seeds: tuple[int, ...], segment: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(labels, probs (seeds x rows))`` of ``model`` from its cells, or None when a file is missing."""
-    labels: np.ndarray | None = None
-    probs = []
+def _per_seed(out: Path, model: str, seeds: tuple[int, ...], name: str,
+              pick: Callable[[Any], tuple[np.ndarray, np.ndarray] | None]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(rows, values (seeds x rows))`` from the ``name`` file of each of ``model``'s cells: ``pick`` turns
+    one file into the rows' identity (labels, users) and their values; None when a file is missing or
+    ``pick`` has nothing for it. Every seed must hold the same rows."""
+    rows: np.ndarray | None = None
+    values = []
     for s in seeds:
-        path = out / "cells" / model / f"seed{s}" / "test_predictions.npz"
+        path = out / "cells" / model / f"seed{s}" / name
         if not path.exists():
             return None
         with np.load(path) as d:
-            y, p = d["label"], d["prob"]
-            if segment.startswith("scenario="):
-                keep = d["scenario"] == int(segment.split("=", 1)[1])
-                y, p = y[keep], p[keep]
-            elif segment != "all":
-                return None
-        if labels is None:
-            labels = y
-        elif not np.array_equal(labels, y):
-            raise DataError(f"{path}: its test labels differ from seed {seeds[0]}'s; the cells saw other test rows")
-        probs.append(p)
-    assert labels is not None
-    return labels, np.stack(probs)
+            got = pick(d)
+        if got is None:
+            return None
+        if rows is None:
+            rows = got[0]
+        elif not np.array_equal(rows, got[0]):
+            raise DataError(f"{path}: its test rows differ from seed {seeds[0]}'s; the cells saw other test data")
+        values.append(got[1])
+    assert rows is not None
+    return rows, np.stack(values)
+
+
+def _predictions(out: Path, model: str, seeds: tuple[int, ...], segment: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(labels, probs (seeds x rows))`` of ``model`` from its cells' ``test_predictions.npz``."""
+
+    def pick(d: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        y, p = d["label"], d["prob"]
+        if segment.startswith("scenario="):
+            keep = d["scenario"] == int(segment.split("=", 1)[1])
+            return y[keep], p[keep]
+        return (y, p) if segment == "all" else None
+
+    return _per_seed(out, model, seeds, "test_predictions.npz", pick)
 
 
 def _gains(out: Path, model: str, seeds: tuple[int, ...], metric: str,
            segment: str) -> tuple[np.ndarray, np.ndarray] | None:
     """``(users, values (seeds x users))``: each test user's ``metric`` from the model's ``test_ranks.npz``,
     in ``segment`` (``all`` or ``len=lo-hi``); None when a file is missing or the segment is another kind."""
-    users: np.ndarray | None = None
-    values = []
-    for s in seeds:
-        path = out / "cells" / model / f"seed{s}" / "test_ranks.npz"
-        if not path.exists():
-            return None
-        with np.load(path) as d:
-            u, r, length = d["user"], d["rank"], d["item_len"]
+
+    def pick(d: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        u, r, length = d["user"], d["rank"], d["item_len"]
         if segment.startswith("len="):
             lo, _, hi = segment[4:].partition("-")
             try:
@@ -114,15 +124,9 @@ def _gains(out: Path, model: str, seeds: tuple[int, ...], metric: str,
         elif segment != "all":
             return None
         g = rank_gains(r, metric)
-        if g is None:
-            return None
-        if users is None:
-            users = u
-        elif not np.array_equal(users, u):
-            raise DataError(f"{path}: its test users differ from seed {seeds[0]}'s; the cells saw other test data")
-        values.append(g)
-    assert users is not None
-    return users, np.stack(values)
+        return None if g is None else (u, g)
+
+    return _per_seed(out, model, seeds, "test_ranks.npz", pick)
 
 
 def compare_grid(out: Path, baseline: str, *, metric: str = "auc", segment: str = "all", split: str = "test",
