@@ -231,8 +231,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from recwise.report.significance import compare_grid, comparison_markdown
     from recwise.results import atomic_write_text
 
+    add = []
+    for spec in args.add:
+        label, sep, folder = spec.partition("=")
+        if not sep or not label or not folder or ":" in label:
+            raise ConfigError(f"option --add: expected LABEL=FOLDER (a label without ':'); got {spec!r}")
+        add.append((label, Path(folder)))
     comps = compare_grid(args.folder, args.baseline, metric=args.metric, segment=args.segment,
-                         n_resamples=args.resamples, seed=args.resample_seed)
+                         n_resamples=args.resamples, seed=args.resample_seed, add=add)
     md = comparison_markdown(comps, metric=args.metric, segment=args.segment, alpha=args.alpha)
     if args.write:
         atomic_write_text(args.folder / "significance.md", md)
@@ -293,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "from a `recwise bench` output folder.")
     p.add_argument("folder", type=Path, help="a `recwise bench` output folder (results.csv, cells/)")
     p.add_argument("--baseline", required=True, help="the model every other model is compared with")
+    p.add_argument("--add", action="append", default=[], metavar="LABEL=FOLDER",
+                   help="also another bench folder on the same data, its models named LABEL:model "
+                        "(e.g. corrected=results/seq-corrected gives corrected:sigma; repeatable)")
     p.add_argument("--metric", default="auc")
     p.add_argument("--segment", default="all", help="all, scenario=<i> (msr) or len=<lo>-<hi> (sequential)")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")

@@ -118,3 +118,21 @@ def test_the_header_names_one_baseline_mean_only_when_every_row_has_the_same_see
     write_results(tmp_path / "results.csv", rows)
     comps = compare_grid(tmp_path, "floor", n_resamples=50)
     assert "each row over the seeds it shares with floor" in comparison_markdown(comps)
+
+
+def test_a_model_from_another_folder_joins_under_its_label(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _seq_bench(tmp_path / "main", {"base": 0.0, "sigma": 0.2})
+    _seq_bench(tmp_path / "corrected", {"sigma": 0.5})  # the same users and lengths: _seq_bench's rng order
+    comps = compare_grid(tmp_path / "main", "sigma", metric="ndcg@10", n_resamples=300,
+                         add=[("corrected", tmp_path / "corrected")])
+    c = {x.model: x for x in comps}["corrected:sigma"]
+    assert c.bootstrap is not None and c.bootstrap.mean_diff > 0 and c.bootstrap.p_value < 0.01
+    assert main(["compare", str(tmp_path / "main"), "--baseline", "corrected:sigma", "--metric", "hit@10",
+                 "--add", f"corrected={tmp_path / 'corrected'}", "--resamples", "50"]) == 0
+    assert "| sigma | 3 |" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "main"), "--baseline", "base", "--add", str(tmp_path / "corrected")]) == 2
+    assert "expected LABEL=FOLDER" in capsys.readouterr().err
+    write_results(tmp_path / "other" / "results.csv", [ResultRow("sequential", "ml-1m", "x", 0, "test", "all",
+                                                                 "ndcg@10", 0.1)])
+    with pytest.raises(DataError, match="different datasets"):
+        compare_grid(tmp_path / "main", "base", metric="ndcg@10", add=[("o", tmp_path / "other")])

@@ -17,7 +17,7 @@ as the mean difference; otherwise the two are *not separated* by this evidence.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,14 +130,33 @@ def _gains(out: Path, model: str, seeds: tuple[int, ...], metric: str,
 
 
 def compare_grid(out: Path, baseline: str, *, metric: str = "auc", segment: str = "all", split: str = "test",
-                 n_resamples: int = 1000, seed: int = 0) -> list[Comparison]:
-    """Every model of the bench folder ``out`` against ``baseline`` (see the module docstring)."""
-    path = out / "results.csv"
-    if not path.exists():
-        raise DataError(f"{path} not found: `recwise compare` reads a `recwise bench` output folder")
-    values = _values(read_results(path), metric, segment, split)
+                 n_resamples: int = 1000, seed: int = 0,
+                 add: Sequence[tuple[str, Path]] = ()) -> list[Comparison]:
+    """Every model of the bench folder ``out`` against ``baseline`` (see the module docstring).
+
+    ``add``: ``(label, folder)`` pairs of other bench folders on the same data (another option of one
+    model, say); their models join as ``label:model`` and may be the baseline.
+    """
+    values: dict[str, dict[int, float]] = {}
+    where: dict[str, tuple[Path, str]] = {}  # model name here -> (its folder, its name there)
+    datasets: dict[str, Path] = {}
+    for label, folder in [("", out), *add]:
+        path = folder / "results.csv"
+        if not path.exists():
+            raise DataError(f"{path} not found: `recwise compare` reads a `recwise bench` output folder")
+        rows = read_results(path)
+        for name in {r.dataset for r in rows}:
+            datasets.setdefault(name, path)
+        if len(datasets) > 1:
+            raise DataError(f"{path}: the folders compared hold different datasets ({sorted(datasets)})")
+        for model, v in _values(rows, metric, segment, split).items():
+            name = f"{label}:{model}" if label else model
+            if name in values:
+                raise ConfigError(f"option --add: model name '{name}' is taken twice; give the folder another label")
+            values[name], where[name] = v, (folder, model)
     if baseline not in values:
-        raise ConfigError(f"option --baseline: no {split} {metric} of '{baseline}' (segment {segment}) in {path}"
+        raise ConfigError(f"option --baseline: no {split} {metric} of '{baseline}' (segment {segment}) in "
+                          f"{out / 'results.csv'}{' or the added folders' if add else ''}"
                           f"{did_you_mean(baseline, values)}")
     base = values[baseline]
     result = []
@@ -151,13 +170,14 @@ def compare_grid(out: Path, baseline: str, *, metric: str = "auc", segment: str 
         b = [base[s] for s in seeds]
         boot = None
         if metric == "auc" and split == "test":
-            pm, pb = _predictions(out, model, seeds, segment), _predictions(out, baseline, seeds, segment)
+            pm, pb = _predictions(*where[model], seeds, segment), _predictions(*where[baseline], seeds, segment)
             if pm is not None and pb is not None:
                 if not np.array_equal(pm[0], pb[0]):
                     raise DataError(f"{out}: '{model}' and '{baseline}' were tested on different rows")
                 boot = paired_bootstrap_auc(pm[0], pm[1], pb[1], n_resamples=n_resamples, seed=seed)
         elif split == "test" and rank_gains(np.zeros(1), metric) is not None:
-            gm, gb = _gains(out, model, seeds, metric, segment), _gains(out, baseline, seeds, metric, segment)
+            gm = _gains(*where[model], seeds, metric, segment)
+            gb = _gains(*where[baseline], seeds, metric, segment)
             if gm is not None and gb is not None:
                 if not np.array_equal(gm[0], gb[0]):
                     raise DataError(f"{out}: '{model}' and '{baseline}' were tested on different users")
