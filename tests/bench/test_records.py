@@ -20,6 +20,8 @@ RECORDS = Path(__file__).resolve().parents[2] / "benchmarks" / "records"
 # folder -> the grid's command-line options (its README gives the full command)
 GRIDS = {
     "seq-sigma-paper": ["bench", "sequential", "--dataset", "ml-100k", "--preset", "sigma-paper"],
+    "seq-sigma-paper-corrected": ["bench", "sequential", "--dataset", "ml-100k", "--preset", "sigma-paper",
+                                  "--set", "model.gate=corrected"],
 }
 
 
