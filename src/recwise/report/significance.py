@@ -175,7 +175,7 @@ def compare_grid(out: Path, baseline: str, *, metric: str = "auc", segment: str 
                 if not np.array_equal(pm[0], pb[0]):
                     raise DataError(f"{out}: '{model}' and '{baseline}' were tested on different rows")
                 boot = paired_bootstrap_auc(pm[0], pm[1], pb[1], n_resamples=n_resamples, seed=seed)
-        elif split == "test" and rank_gains(np.zeros(1), metric) is not None:
+        elif split == "test":  # None unless both have test_ranks.npz and the metric is Hit/NDCG/MRR@k
             gm = _gains(*where[model], seeds, metric, segment)
             gb = _gains(*where[baseline], seeds, metric, segment)
             if gm is not None and gb is not None:

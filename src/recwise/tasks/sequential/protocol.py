@@ -133,9 +133,13 @@ def evaluate(model: nn.Module, data: Batch, items: torch.Tensor, *, mask: bool =
     """
     r = model_ranks(model, data, items, mask=mask, batch_size=batch_size)
     if ranks_out is not None:
-        write_arrays(ranks_out, user=data["user"].numpy(), target=data["target"].numpy(),
-                     item_len=data["item_len"].numpy(), rank=r)
+        _write_ranks(ranks_out, data, r)
     return _metrics(r, data["item_len"].numpy(), ks)
+
+
+def _write_ranks(path: Path, data: Batch, ranks: np.ndarray) -> None:
+    write_arrays(path, user=data["user"].numpy(), target=data["target"].numpy(), item_len=data["item_len"].numpy(),
+                 rank=ranks)
 
 
 def _metrics(r: np.ndarray, lengths: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, dict[str, float]]:
@@ -255,6 +259,5 @@ def write_test_ranks(cell_dir: Path, seqs: Sequences, *, data_key: str | None = 
             raise DataError(f"{cell_dir}: re-scored test {row.metric} ({row.segment}) is {value}, the cell's "
                             f"results.csv has {row.value:.6f}; test_ranks.npz not written")
     path = cell_dir / "test_ranks.npz"
-    write_arrays(path, user=test["user"].numpy(), target=test["target"].numpy(),
-                 item_len=test["item_len"].numpy(), rank=r)
+    _write_ranks(path, test, r)
     return path
