@@ -134,10 +134,15 @@ def test_bench_seeds_split_over_commands(ml100k_dir: Path, rw_home: Path, tmp_pa
     assert main([*base, "--seeds", "3"]) == 0
     assert "1 cells run, 2 reused" in capsys.readouterr().out
     assert {r["seed"] for r in _read(out / "results.csv")} == {"0", "1", "2"}
+    assert main([*base, "--seeds", "3"]) == 0
+    assert "note:" not in capsys.readouterr().err
     assert main([*base, "--seeds", "2,0"]) == 0
-    assert "0 cells run, 2 reused" in capsys.readouterr().out
+    cap = capsys.readouterr()
+    assert "0 cells run, 2 reused" in cap.out
+    assert "holds this run's cells only; 1 finished cell(s) of other runs" in cap.err and "(lr/seed1)" in cap.err
     assert main([*base, "--seeds", "2-2", "--finished-only"]) == 0  # one seed alone
     assert {r["seed"] for r in _read(out / "results.csv")} == {"2"}
+    assert "2 finished cell(s) of other runs" in capsys.readouterr().err
     for bad, message in (("0", "one seed alone is A-A, e.g. 0-0); got 0"), ("1-x", "option --seeds takes N, A-B"),
                          ("1,1", "none negative or repeated"), ("3-1", "at least one seed")):
         assert main([*base, "--seeds", bad]) == 2

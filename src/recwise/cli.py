@@ -174,6 +174,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         md += "\nFailed cells:\n\n" + "".join(f"- {f.title}: {f.reason}\n" for f in res.failed)
     atomic_write_text(out / "results.md", md)
     print(md)
+    if res.outside:
+        print(f"recwise: note: {out / 'results.csv'} holds this run's cells only; {len(res.outside)} finished "
+              f"cell(s) of other runs in {out / 'cells'} are left out ({', '.join(res.outside[:4])}"
+              f"{', ...' if len(res.outside) > 4 else ''}): table the whole folder by running its full "
+              "command with --finished-only", file=sys.stderr)
     not_run = f", {res.not_run} not run (--finished-only)" if res.not_run else ""
     print(f"{res.ran} cells run, {res.reused} reused, {len(res.failed)} failed{not_run} in {res.wall_seconds:.1f} s "
           f"({grid['executor']} executor, {'deterministic' if grid['deterministic'] else 'not deterministic'}); "

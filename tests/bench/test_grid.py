@@ -115,6 +115,17 @@ def test_finished_only_runs_nothing_and_tables_the_done_cells(tmp_path: Path) ->
     assert "seed" in (tmp_path / "failures.json").read_text()  # left as it was
 
 
+def test_a_partial_run_names_the_finished_cells_it_leaves_out_of_its_table(tmp_path: Path) -> None:
+    data = np.arange(100.0)
+    grid = _grid()
+    run_grid(grid[:3], mean_cell, tmp_path, shared=data, store=False, quiet=True)
+    (tmp_path / "cells" / "a" / "seed1" / "cell.json").write_text('{"status": "failed"}')
+    res = run_grid(grid[3:], mean_cell, tmp_path, shared=data, store=False, quiet=True)
+    assert res.outside == ["a/seed0", "b/seed0"]  # a failed cell is not a finished one
+    assert [(r.model, r.seed) for r in read_results(tmp_path / "results.csv")] == [("b", 1)]
+    assert run_grid(grid, mean_cell, tmp_path, shared=data, store=False, quiet=True).outside == []
+
+
 def test_damaged_cell_record_reruns_the_cell(tmp_path: Path) -> None:
     data = np.arange(100.0)
     run_grid(_grid(), mean_cell, tmp_path, shared=data, store=False, quiet=True)

@@ -146,6 +146,7 @@ class GridResult:
     failed: list[CellRecord]
     wall_seconds: float
     not_run: int = 0  # cells left out by ``finished_only``
+    outside: list[str] = field(default_factory=list)  # finished cells in ``out`` that are not in this grid
 
 
 @dataclass
@@ -547,7 +548,22 @@ def run_grid(
     if not finished_only:
         atomic_write_text(out / "failures.json", json.dumps([asdict(f) for f in failed], indent=1) + "\n")
     return GridResult(rows, [r for r in records if r is not None], len(todo) - len(failed), reused, failed,
-                      time.perf_counter() - t_start, not_run)
+                      time.perf_counter() - t_start, not_run, _done_outside(out, by_path))
+
+
+def _done_outside(out: Path, grid_paths: dict[str, Cell]) -> list[str]:
+    """Cell folders under ``out/cells`` that say ``done`` but are not cells of this grid.
+
+    A run of part of a grid (``--models M --seeds 1-1`` into the folder of the whole grid) tables only its
+    own cells; the CLI names these so that nobody takes the smaller table for the folder's.
+    """
+    found = []
+    for rec_path in sorted((out / "cells").glob("**/cell.json")):
+        rel = rec_path.parent.relative_to(out / "cells").as_posix()
+        rec = _read_record(rec_path)
+        if rel not in grid_paths and rec is not None and rec.get("status") == "done":
+            found.append(rel)
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
