@@ -21,7 +21,7 @@ from typing import Any
 
 from recwise import __version__
 
-__all__ = ["PACKAGES", "git_commit", "git_dirty", "package_versions", "provenance"]
+__all__ = ["PACKAGES", "cpu_model", "git_commit", "git_dirty", "package_versions", "provenance"]
 
 # the distributions whose versions change numbers (import name differs for scikit-learn)
 PACKAGES = ("torch", "numpy", "scikit-learn", "numba")
@@ -73,6 +73,19 @@ def package_versions() -> dict[str, str | None]:
     return {"python": platform.python_version(), **{name: _version(name) for name in PACKAGES}}
 
 
+@functools.cache
+def cpu_model() -> str | None:
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`); None if unknown."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def provenance(*, executor: str | None = None, deterministic: bool | None = None,
                threads: int | None = None) -> dict[str, Any]:
     """This process's provenance as a JSON-ready dict.
@@ -88,10 +101,21 @@ def provenance(*, executor: str | None = None, deterministic: bool | None = None
     -------
     dict with ``git_commit`` (str or None), ``git_dirty`` (bool or None), ``version`` (recwise),
     ``python``, ``packages`` (``{"torch", "numpy", "scikit-learn", "numba"}`` -> version or None),
-    ``platform``, ``cpu_count``, ``threads``, ``executor`` and ``deterministic``.
+    ``platform``, ``cpu`` (model name), ``cpu_capability`` (the vector instruction set torch's CPU
+    kernels dispatch to, e.g. ``"AVX512"``; None when torch is not imported), ``cpu_count``, ``threads``,
+    ``executor`` and ``deterministic``. Two machines with other vector units can give other last bits
+    in the same deterministic run (other kernels inside torch and numba): ``cpu`` and
+    ``cpu_capability`` say when that may be why two tables differ.
     """
-    if threads is None and "torch" in sys.modules:
-        threads = int(sys.modules["torch"].get_num_threads())
+    torch = sys.modules.get("torch")
+    if threads is None and torch is not None:
+        threads = int(torch.get_num_threads())
+    capability = None
+    if torch is not None:
+        try:
+            capability = str(torch.backends.cpu.get_cpu_capability())
+        except (AttributeError, RuntimeError):
+            capability = None
     versions = package_versions()
     return {
         "git_commit": git_commit(),
@@ -100,6 +124,8 @@ def provenance(*, executor: str | None = None, deterministic: bool | None = None
         "python": versions.pop("python"),
         "packages": versions,
         "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_capability": capability,
         "cpu_count": os.cpu_count(),
         "threads": None if threads is None else int(threads),
         "executor": executor,
