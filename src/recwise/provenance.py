@@ -10,6 +10,7 @@ Standard library and ``importlib.metadata`` only; the git lookups run once per p
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -108,14 +109,12 @@ def provenance(*, executor: str | None = None, deterministic: bool | None = None
     ``cpu_capability`` say when that may be why two tables differ.
     """
     torch = sys.modules.get("torch")
-    if threads is None and torch is not None:
-        threads = int(torch.get_num_threads())
     capability = None
     if torch is not None:
-        try:
+        if threads is None:
+            threads = int(torch.get_num_threads())
+        with contextlib.suppress(AttributeError, RuntimeError):
             capability = str(torch.backends.cpu.get_cpu_capability())
-        except (AttributeError, RuntimeError):
-            capability = None
     versions = package_versions()
     return {
         "git_commit": git_commit(),

@@ -560,8 +560,7 @@ def _done_outside(out: Path, grid_paths: dict[str, Cell]) -> list[str]:
     found = []
     for rec_path in sorted((out / "cells").glob("**/cell.json")):
         rel = rec_path.parent.relative_to(out / "cells").as_posix()
-        rec = _read_record(rec_path)
-        if rel not in grid_paths and rec is not None and rec.get("status") == "done":
+        if rel not in grid_paths and (_read_record(rec_path) or {}).get("status") == "done":
             found.append(rel)
     return found
 
